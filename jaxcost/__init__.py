@@ -1,0 +1,1 @@
+"""jaxcost: what a JAX program costs in theory, what XLA compiled, and why they differ."""

@@ -1,0 +1,85 @@
+"""The zoo registry: a name -> (builder, example input shape, published reference)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from flax import nnx
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """Published figures a model must reproduce (see shared/REFERENCE.md).
+
+    ``params``: parameter count; ``params_exact``: True when it is an exact
+    integer (torchvision / keras), False for a rounded paper figure.
+    ``macs``: multiply-accumulates of conv + linear layers, dense convention
+    (padded taps counted), batch 1, at ``input_shape``.
+    ``tolerance``: relative tolerance the tests allow for inexact figures.
+    """
+
+    params: int | None
+    macs: float | None
+    source: str
+    params_exact: bool = True
+    tolerance: float = 0.0
+    note: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    builder: Callable[..., nnx.Module]
+    input_shape: tuple[int, ...]
+    reference: Reference | None
+    family: str
+
+
+_REGISTRY: dict[str, Entry] = {}
+
+
+def register(name: str, *, input_shape: tuple[int, ...], reference: Reference | None = None,
+             family: str = ""):
+    """Decorator: register ``builder(*, rngs, **options) -> nnx.Module`` under ``name``."""
+
+    def wrap(builder):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = Entry(name, builder, tuple(input_shape), reference,
+                                family or builder.__module__.rsplit(".", 1)[-1])
+        return builder
+
+    return wrap
+
+
+def _entry(name: str) -> Entry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def names() -> list[str]:
+    """All registered model names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def build(name: str, *, rngs: nnx.Rngs | None = None, **options) -> nnx.Module:
+    """Build model ``name`` (``rngs=None`` -> ``nnx.Rngs(0)``). Wrap in
+    ``nnx.eval_shape(lambda: build(name))`` to get it without allocating weights."""
+    return _entry(name).builder(rngs=rngs if rngs is not None else nnx.Rngs(0), **options)
+
+
+def input_shape(name: str) -> tuple[int, ...]:
+    """One example input shape without the batch dimension (NHWC for images)."""
+    return _entry(name).input_shape
+
+
+def reference(name: str) -> Reference | None:
+    """The published figures ``name`` must reproduce, with their source."""
+    return _entry(name).reference
+
+
+def family(name: str) -> str:
+    return _entry(name).family

@@ -1,0 +1,56 @@
+"""A plain conv + dense MAC count over a jaxpr (textbook dense convention).
+
+A deliberately simple, independent cross-check for the model-zoo tests: it does
+not use jaxcost's theory engine, so the two can be compared against each other.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+from flax import nnx
+
+
+def _subjaxprs(eqn):
+    for v in eqn.params.values():
+        for x in v if isinstance(v, (tuple, list)) else (v,):
+            if isinstance(x, jax.extend.core.ClosedJaxpr):
+                yield x.jaxpr
+            elif isinstance(x, jax.extend.core.Jaxpr):
+                yield x
+
+
+def jaxpr_macs(jaxpr) -> int:
+    """conv_general_dilated: out elements x (Cin/groups) x kernel taps; dot_general:
+    out elements x contracted size. Scans are multiplied by their length."""
+    total = 0
+    for eqn in jaxpr.eqns:
+        name = eqn.primitive.name
+        if name == "conv_general_dilated":
+            out = eqn.outvars[0].aval.shape
+            rhs = eqn.invars[1].aval.shape
+            o_dim = eqn.params["dimension_numbers"].rhs_spec[0]
+            total += math.prod(out) * math.prod(rhs) // rhs[o_dim]
+        elif name == "dot_general":
+            (lc, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            total += math.prod(eqn.outvars[0].aval.shape) * math.prod(lhs[d] for d in lc)
+        else:
+            mult = eqn.params.get("length", 1) if name == "scan" else 1
+            for sub in _subjaxprs(eqn):
+                total += mult * jaxpr_macs(sub)
+    return total
+
+
+def model_macs(model: nnx.Module, input_shape, batch: int = 1) -> int:
+    """MACs of ``model`` (abstract or concrete) on one batch of ``input_shape``."""
+    graphdef, state = nnx.split(model)
+    x = jax.ShapeDtypeStruct((batch, *input_shape), jax.numpy.float32)
+    jaxpr = jax.make_jaxpr(lambda s, x: nnx.merge(graphdef, s)(x))(state, x)
+    return jaxpr_macs(jaxpr.jaxpr)
+
+
+def param_count(model: nnx.Module) -> int:
+    """Exact number of scalars in the model's ``nnx.Param`` leaves."""
+    return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
