@@ -1,1 +1,18 @@
-"""jaxcost: what a JAX program costs in theory, what XLA compiled, and why they differ."""
+"""jaxcost: what a JAX program costs in theory, what XLA compiled, and why they differ.
+
+>>> import jaxcost, jax, jax.numpy as jnp
+>>> a = jaxcost.analyze(lambda x, w: jnp.tanh(x @ w), jnp.ones((8, 64)), jnp.ones((64, 64)))
+>>> a.compiler.flops, a.compiler.transcendentals
+(65536.0, 512.0)
+"""
+
+from jaxcost.analysis import Analysis, LayerRow, analyze
+from jaxcost.compiler.corrections import Corrected
+from jaxcost.compiler.ops import Op
+from jaxcost.compiler.totals import CostTotals, MemoryStats
+from jaxcost.errors import AnalysisError
+
+__version__ = "0.1.0"
+
+__all__ = ["Analysis", "AnalysisError", "CostTotals", "Corrected", "LayerRow", "MemoryStats", "Op",
+           "analyze"]

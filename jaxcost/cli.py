@@ -1,0 +1,135 @@
+"""The ``jaxcost`` command line.
+
+    jaxcost analyze resnet50 --batch 8            # a zoo model
+    jaxcost analyze mypkg.mod:fn --input-shape 8,224,224,3 --json out.json
+    jaxcost models                                 # list the zoo
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+import jax
+import jax.numpy as jnp
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad command-line argument: one line on stderr, exit code 2."""
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
+    except ValueError:
+        raise UsageError(f"--input-shape must be integers separated by commas, got {text!r}") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise UsageError(f"--input-shape must be positive integers, got {text!r}")
+    return dims
+
+
+def _dtype(text: str):
+    try:
+        return jnp.dtype(text)
+    except TypeError:
+        raise UsageError(f"unknown --dtype {text!r} (try float32, bfloat16, float16)") from None
+
+
+def resolve(target: str, *, batch: int, input_shape: str | None, dtype: str):
+    """``(fn, args, name)`` for a zoo model name or ``package.module:callable``."""
+    dt = _dtype(dtype)
+    if ":" in target:
+        mod_name, _, attr = target.partition(":")
+        try:
+            obj = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise UsageError(f"cannot load {target!r}: {e}") from None
+        if input_shape is None:
+            raise UsageError(f"{target} needs --input-shape (with the batch dimension)")
+        return obj, (jax.ShapeDtypeStruct(_shape(input_shape), dt),), target
+    import models
+    from flax import nnx
+
+    if target not in models.names():
+        raise UsageError(f"unknown model {target!r}; run 'jaxcost models' for the list, "
+                         "or give package.module:callable")
+    shape = _shape(input_shape) if input_shape else models.input_shape(target)
+    model = nnx.eval_shape(lambda: models.build(target))
+    return model, (jax.ShapeDtypeStruct((batch, *shape), dt),), target
+
+
+def _cmd_analyze(args) -> int:
+    import jaxcost
+
+    if args.batch <= 0:
+        raise UsageError(f"--batch must be positive, got {args.batch}")
+    fn, inputs, name = resolve(args.target, batch=args.batch, input_shape=args.input_shape,
+                               dtype=args.dtype)
+    a = jaxcost.analyze(fn, *inputs, backend=args.backend, compile=not args.no_compile, name=name)
+    if args.json:
+        text = a.to_json(None if args.json == "-" else args.json)
+        if args.json == "-":
+            print(text)
+            return 0
+    a.summary(max_layers=args.layers)
+    return 0
+
+
+def _cmd_models(args) -> int:
+    import models
+
+    for name in models.names():
+        ref = models.reference(name)
+        extra = f"  params {ref.params:,}  ({ref.source})" if ref and ref.params else ""
+        print(f"{name:24s} input {models.input_shape(name)}{extra}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jaxcost", description="JAX/XLA compiled-graph cost analyzer")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("analyze", help="analyze a zoo model or package.module:callable")
+    a.add_argument("target")
+    a.add_argument("--batch", type=int, default=1)
+    a.add_argument("--input-shape", help="input shape; without batch for zoo models, "
+                                         "with batch for callables (e.g. 224,224,3)")
+    a.add_argument("--dtype", default="float32")
+    a.add_argument("--backend", default=None, help="cpu, gpu, tpu (default: jax's default)")
+    a.add_argument("--json", metavar="PATH", help="write the JSON report to PATH ('-' = stdout)")
+    a.add_argument("--no-compile", action="store_true", help="lowered module only (fast path)")
+    a.add_argument("--layers", type=int, default=30, help="layers shown in the table")
+    a.set_defaults(func=_cmd_analyze)
+    m = sub.add_parser("models", help="list the model zoo")
+    m.set_defaults(func=_cmd_models)
+    try:
+        from jaxcost.bench.cli import add_commands
+    except ImportError:
+        pass
+    else:
+        add_commands(sub, UsageError)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse already printed its one-line error
+        return int(e.code or 0)
+    from jaxcost.errors import AnalysisError
+
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"jaxcost: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except AnalysisError as e:
+        print(f"jaxcost: analysis failed: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Machine-readable exports: dict/JSON (versioned schema), pandas, HTML.
+
+JSON schema, version 1 (``schema_version``)::
+
+    {"schema_version": 1, "name", "backend", "device_kind", "compiled", "input_shapes",
+     "params", "compiler": {"flops", "transcendentals", "bytes_accessed", "available"},
+     "compiler_unoptimized": {...}, "corrected": {..., "reasons": [...]},
+     "memory": {"argument_bytes", "output_bytes", "temp_bytes", "alias_bytes",
+                "generated_code_bytes", "peak_bytes", "available"},
+     "theory": {totals...} | null,
+     "layers": [{"path", "direction", "params", "flops", "transcendentals", "bytes_accessed",
+                 "flops_unoptimized", "bytes_unoptimized", "fusions", "theory": {...} | null}],
+     "ops": [{"name", "opcode", "shape", "fusion_kind", "flops", "transcendentals",
+              "bytes_accessed", "layer", "direction", "layers"}],
+     "warnings": [...], "timings": {"trace_s", "lower_s", "compile_s", "analyze_s"}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+
+
+def _plain(x):
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)
+                if f.name not in ("raw", "instruction", "inner", "layer_bytes")}
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if hasattr(x, "item"):
+        return x.item()
+    return x
+
+
+def _op(op) -> dict:
+    return {"name": op.name, "opcode": op.opcode, "shape": op.shape, "fusion_kind": op.fusion_kind,
+            "flops": op.flops, "transcendentals": op.transcendentals,
+            "bytes_accessed": op.bytes_accessed, "layer": op.layer, "direction": op.direction,
+            "layers": list(op.layers)}
+
+
+def to_dict(a) -> dict:
+    from jaxcost.analysis import SCHEMA_VERSION
+
+    theory = getattr(a.theory, "totals", None)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "name": a.name, "backend": a.backend, "device_kind": a.device_kind, "compiled": a.compiled,
+        "input_shapes": list(a.input_shapes), "params": a.params,
+        "compiler": _plain(a.compiler), "compiler_unoptimized": _plain(a.compiler_unoptimized),
+        "corrected": _plain(a.corrected), "memory": _plain(a.memory),
+        "theory": _plain(theory) if theory is not None else None,
+        "layers": [_plain(r) for r in a.layers],
+        "ops": [_op(op) for op in a.ops],
+        "warnings": list(a.warnings), "timings": _plain(a.timings),
+    }
+
+
+def to_json(a, path=None, *, indent: int = 2) -> str:
+    text = json.dumps(to_dict(a), indent=indent)
+    if path is not None:
+        with open(path, "w") as f:
+            f.write(text)
+    return text
+
+
+def to_dataframe(a, what: str = "layers"):
+    """``what``: "layers" (one row per layer) or "ops" (one row per top-level op)."""
+    try:
+        import pandas as pd
+    except ImportError as e:  # pragma: no cover
+        raise ImportError("to_dataframe() needs pandas: pip install 'jaxcost[test]' or pandas") from e
+    if what == "ops":
+        return pd.DataFrame([_op(op) for op in a.ops])
+    if what != "layers":
+        raise ValueError(f"what must be 'layers' or 'ops', not {what!r}")
+    records = []
+    for r in a.layers:
+        rec = _plain(r)
+        theory = rec.pop("theory") or {}
+        rec.update({f"theory_{k}": v for k, v in theory.items()})
+        rec["fusions"] = ", ".join(rec["fusions"])
+        records.append(rec)
+    return pd.DataFrame(records)
+
+
+def to_html(a) -> str:
+    from jaxcost.report.format import si
+
+    rows = "".join(
+        f"<tr><td>{html.escape(r.path or '(top level)')}</td><td>{r.direction}</td>"
+        f"<td>{r.params:,}</td><td>{si(r.flops)}</td><td>{si(r.bytes_accessed, 'B')}</td>"
+        f"<td>{html.escape(', '.join(r.fusions[:4]))}</td></tr>" for r in a.layers[:200])
+    c, u = a.compiler, a.compiler_unoptimized
+    return (f"<div><b>jaxcost: {html.escape(a.name)}</b> on {a.backend} — params {a.params:,}; "
+            f"XLA optimized {si(c.flops)} flops, {si(c.bytes_accessed, 'B')}; unoptimized "
+            f"{si(u.flops)} flops, {si(u.bytes_accessed, 'B')}"
+            "<table><tr><th>layer</th><th>dir</th><th>params</th><th>flops</th><th>bytes</th>"
+            f"<th>fusions</th></tr>{rows}</table></div>")

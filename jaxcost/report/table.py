@@ -1,0 +1,111 @@
+"""The terminal report: a rich summary of an :class:`~jaxcost.analysis.Analysis`."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from jaxcost.report.format import CONVENTIONS, pct, si
+
+
+def _header(a) -> Panel:
+    lines = [
+        f"[bold]{a.name}[/bold]  backend: {a.backend} ({a.device_kind})  inputs: {', '.join(a.input_shapes)}",
+        f"params: {a.params:,}   trace {a.timings.trace_s:.2f} s, lower {a.timings.lower_s:.2f} s, "
+        f"compile {a.timings.compile_s:.2f} s",
+        f"[dim]{CONVENTIONS}[/dim]",
+    ]
+    return Panel("\n".join(lines), title="jaxcost", expand=False)
+
+
+def _totals(a) -> Table:
+    t = Table(title="Totals", show_lines=False)
+    t.add_column("")
+    for col in ("flops", "transcendentals", "bytes accessed"):
+        t.add_column(col, justify="right")
+    th = a.theory.totals if a.theory is not None else None
+    if th is not None:
+        t.add_row("theory: MACs (dense)", si(th.macs), "", "")
+        t.add_row("theory: FLOPs textbook", si(th.flops_textbook), "", "")
+        t.add_row("theory: FLOPs XLA convention", si(th.flops_xla), si(th.transcendentals), "")
+    for label, c in (("XLA unoptimized (lowered)", a.compiler_unoptimized), ("XLA optimized (compiled)", a.compiler)):
+        if c.available:
+            t.add_row(label, si(c.flops), si(c.transcendentals), si(c.bytes_accessed, "B"))
+        else:
+            t.add_row(label, "not reported", "", "")
+    c = a.corrected
+    t.add_row("jaxcost corrected", si(c.flops), si(c.transcendentals), si(c.bytes_accessed, "B"))
+    if a.memory.available:
+        m = a.memory
+        t.caption = (f"memory: args {si(m.argument_bytes, 'B')}, out {si(m.output_bytes, 'B')}, "
+                     f"temp {si(m.temp_bytes, 'B')}, alias {si(m.alias_bytes, 'B')}, "
+                     f"code {si(m.generated_code_bytes, 'B')}, peak {si(m.peak_bytes, 'B')}")
+    return t
+
+
+def _layers(a, max_layers: int) -> Table:
+    rows = sorted(a.layers, key=lambda r: -(r.flops or r.flops_unoptimized))[:max_layers]
+    total = sum(r.flops for r in a.layers) or sum(r.flops_unoptimized for r in a.layers)
+    t = Table(title=f"Layers (heaviest {len(rows)} of {len(a.layers)})")
+    t.add_column("layer")
+    t.add_column("params", justify="right")
+    if a.theory is not None:
+        t.add_column("MACs", justify="right")
+    t.add_column("XLA flops", justify="right")
+    t.add_column("share", justify="right")
+    t.add_column("bytes (opt)", justify="right")
+    t.add_column("bytes (unopt)", justify="right")
+    t.add_column("fusions")
+    for r in rows:
+        name = (r.path or "(top level)") + (" [backward]" if r.direction == "backward" else "")
+        flops = r.flops if a.compiled else r.flops_unoptimized
+        cells = [name, f"{r.params:,}" if r.params else ""]
+        if a.theory is not None:
+            cells.append(si(getattr(r.theory, "macs", None)) if r.theory is not None else "")
+        cells += [si(flops), pct(flops, total), si(r.bytes_accessed, "B") if a.compiled else "",
+                  si(r.bytes_unoptimized, "B"), ", ".join(r.fusions[:3]) + (" ..." if len(r.fusions) > 3 else "")]
+        t.add_row(*cells)
+    return t
+
+
+def _fusions(a, max_fusions: int) -> Table:
+    fusions = sorted(a.fusions, key=lambda op: -op.bytes_accessed)[:max_fusions]
+    t = Table(title=f"Heaviest fusions (by bytes, {len(fusions)} of {len(a.fusions)})")
+    for col, j in (("fusion", "left"), ("kind", "left"), ("flops", "right"), ("bytes", "right"),
+                   ("flop/byte", "right"), ("layers", "left")):
+        t.add_column(col, justify=j)
+    for op in fusions:
+        t.add_row(op.name, op.fusion_kind, si(op.flops), si(op.bytes_accessed, "B"),
+                  f"{op.intensity:.1f}", ", ".join(layer or "(top)" for layer in op.layers[:4])
+                  + (" ..." if len(op.layers) > 4 else ""))
+    return t
+
+
+def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
+    parts = [_header(a), _totals(a), _layers(a, max_layers)]
+    if a.compiled and a.fusions:
+        parts.append(_fusions(a, max_fusions))
+    if hasattr(a, "explain") and a.theory is not None:
+        try:
+            parts.append(Text(a.explain_text()))
+        except AttributeError:
+            pass
+    if a.corrected.reasons:
+        parts.append(Text("Corrections to XLA's totals:\n" + "\n".join(f"  - {r}" for r in a.corrected.reasons)))
+    if a.warnings:
+        parts.append(Text("Warnings:\n" + "\n".join(f"  - {w}" for w in a.warnings), style="yellow"))
+    return Group(*parts)
+
+
+def summary(a, *, max_layers: int = 40, max_fusions: int = 10, print_: bool = True, console=None) -> str:
+    """Print (and return as text) the summary of an analysis."""
+    group = render(a, max_layers=max_layers, max_fusions=max_fusions)
+    console = console or Console(width=160)
+    with console.capture() as cap:
+        console.print(group)
+    text = cap.get()
+    if print_:
+        console.print(group)
+    return text
