@@ -151,8 +151,10 @@ def _shape_hint(target: Target, args) -> str:
     shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in jax.tree.leaves(args[len(target.param_argnums):])
                        if hasattr(a, "shape"))
     hint = f" Inputs given: {shapes}." if shapes else ""
-    if target.first_layer:
-        hint += f" First layer {target.first_layer}."
+    if target.failures:
+        from jaxcost.trace import describe_expectation
+
+        hint += f" Failed in layer {describe_expectation(*target.failures[0])}."
     return hint
 
 

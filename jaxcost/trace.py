@@ -36,7 +36,7 @@ class Target:
     param_argnums: tuple[int, ...]
     params_by_layer: dict[str, int]
     kind: str  # "function" | "nnx" | "linen"
-    first_layer: str = ""
+    failures: list = dataclasses.field(default_factory=list)  # (path, module) where tracing failed
 
     @property
     def params(self) -> int:
@@ -80,7 +80,7 @@ def _by_layer(tree, prefix: str = "") -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def named_module_scopes(root: nnx.Module):
+def named_module_scopes(root: nnx.Module, failures: list | None = None):
     """While active, every submodule call of ``root`` runs inside
     ``jax.named_scope`` so its HLO carries the module path (``layer1/0/conv1``),
     as linen does by itself. ``__call__`` of the classes involved is wrapped; a
@@ -103,6 +103,10 @@ def named_module_scopes(root: nnx.Module):
             try:
                 with jax.named_scope(scope):
                     return __original(self, *a, **k)
+            except Exception:
+                if failures is not None and not failures:  # the innermost module fails first
+                    failures.append((path, self))
+                raise
             finally:
                 active.pop()
 
@@ -115,26 +119,27 @@ def named_module_scopes(root: nnx.Module):
             cls.__call__ = original
 
 
-def _first_layer(module: nnx.Module) -> str:
-    for path, m in nnx.iter_modules(module):
-        if isinstance(m, nnx.Conv):
-            return f"{'/'.join(map(str, path))} (Conv) expects {m.in_features} input channels on the last axis"
-        if isinstance(m, nnx.Linear):
-            return f"{'/'.join(map(str, path))} (Linear) expects {m.in_features} features on the last axis"
-    return ""
+def describe_expectation(path: str, m) -> str:
+    """What a layer expects of its input, where it is knowable."""
+    if isinstance(m, nnx.Conv):
+        return f"{path} (Conv) expects {m.in_features} input channels on the last axis"
+    if isinstance(m, nnx.Linear):
+        return f"{path} (Linear) expects {m.in_features} features on the last axis"
+    return f"{path} ({type(m).__name__})"
 
 
 def _nnx_target(module: nnx.Module, args: tuple, kwargs: dict) -> Target:
     graphdef, state = nnx.split(module)
     params = nnx.state(module, nnx.Param)
+    failures: list = []
 
     def run(state, *a):
         model = nnx.merge(graphdef, state)
-        with named_module_scopes(model):
+        with named_module_scopes(model, failures):
             return model(*a, **kwargs)
 
     return Target(type(module).__name__, run, (abstract(state), *args), (), (0,),
-                  _by_layer(params), "nnx", _first_layer(module))
+                  _by_layer(params), "nnx", failures)
 
 
 def _linen_target(module, args: tuple, rng) -> Target:
