@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import time
 from typing import Any, Callable
@@ -200,16 +201,19 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
             raise AnalysisError(f"cannot lower {name}: {type(e).__name__}: {e}") from e
         timings.lower_s = time.perf_counter() - t0
         compiled = None
-        if compile:
-            t0 = time.perf_counter()
-            try:
-                compiled = lowered.compile(compiler_options) if compiler_options else lowered.compile()
-            except Exception as e:  # noqa: BLE001
-                raise AnalysisError(f"cannot compile {name}: {type(e).__name__}: {e}") from e
-            timings.compile_s = time.perf_counter() - t0
+        # XLA compiles without the GIL: price the lowered module meanwhile.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            unopt_future = pool.submit(_unoptimized, lowered)
+            if compile:
+                t0 = time.perf_counter()
+                try:
+                    compiled = (lowered.compile(compiler_options) if compiler_options
+                                else lowered.compile())
+                except Exception as e:  # noqa: BLE001
+                    raise AnalysisError(f"cannot compile {name}: {type(e).__name__}: {e}") from e
+                timings.compile_s = time.perf_counter() - t0
+            unopt, compiler_unopt = unopt_future.result()
 
-    unopt = price_module(lowered.as_text(dialect="hlo", debug_info=True))
-    compiler_unopt = CostTotals.from_xla(lowered.cost_analysis())
     opt = None
     compiler_opt = CostTotals(None, None, None, available=False)
     memory = MemoryStats()
@@ -256,6 +260,12 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
         _attach_theory(analysis)
     timings.analyze_s = time.perf_counter() - t_start
     return analysis
+
+
+def _unoptimized(lowered) -> tuple[ModuleCost, CostTotals]:
+    """The lowered module priced by jaxcost and by XLA."""
+    priced = price_module(lowered.as_text(dialect="hlo", debug_info=True))
+    return priced, CostTotals.from_xla(lowered.cost_analysis())
 
 
 def _theory(traced, target: Target, warnings: list[str]):

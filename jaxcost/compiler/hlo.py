@@ -198,53 +198,54 @@ class Module:
 # Lexing helpers
 
 
-_CLOSE = {"(": ")", "{": "}", "[": "]"}
+_SPECIAL = re.compile(r'[(){}\[\]",\\]')
+_OPEN = "({["
+
+
+def _scan(text: str, start: int = 0):
+    """Yield ``(index, char, depth)`` for the bracket/comma characters of ``text``
+    outside string literals; ``depth`` is the nesting before the character."""
+    depth, in_str, escape = 0, False, False
+    for m in _SPECIAL.finditer(text, start):
+        ch, i = m.group(), m.start()
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_str = False
+            continue
+        if ch == '"':
+            in_str = True
+        elif ch in _OPEN:
+            yield i, ch, depth
+            depth += 1
+        elif ch in ")}]":
+            depth -= 1
+            yield i, ch, depth
+        elif ch == ",":
+            yield i, ch, depth
 
 
 def _match(text: str, start: int) -> int:
     """Index just past the bracket group opening at ``text[start]`` (quotes respected)."""
-    stack, i, n = [], start, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            i += 1
-            while i < n and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-        elif ch in _CLOSE:
-            stack.append(_CLOSE[ch])
-        elif stack and ch == stack[-1]:
-            stack.pop()
-            if not stack:
-                return i + 1
-        i += 1
+    for i, ch, depth in _scan(text, start):
+        if depth == 0 and ch in ")}]":
+            return i + 1
     raise HloParseError(f"unbalanced brackets in: {text[start:start + 80]!r}")
 
 
 def _split_top(text: str, sep: str = ",") -> list[str]:
-    """Split ``text`` on ``sep`` outside brackets and quotes."""
-    parts, depth, cur, i, n = [], 0, [], 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            j = i + 1
-            while j < n and text[j] != '"':
-                j += 2 if text[j] == "\\" else 1
-            cur.append(text[i:j + 1])
-            i = j + 1
-            continue
-        if ch in "({[":
-            depth += 1
-        elif ch in ")}]":
-            depth -= 1
+    """Split ``text`` on commas outside brackets and quotes."""
+    parts, last = [], 0
+    for i, ch, depth in _scan(text):
         if ch == sep and depth == 0:
-            parts.append("".join(cur).strip())
-            cur = []
-        else:
-            cur.append(ch)
-        i += 1
-    last = "".join(cur).strip()
-    if last:
-        parts.append(last)
+            parts.append(text[last:i].strip())
+            last = i + 1
+    tail = text[last:].strip()
+    if tail:
+        parts.append(tail)
     return parts
 
 
