@@ -73,6 +73,7 @@ class Analysis:
     module_unoptimized: ModuleCost | None = dataclasses.field(default=None, repr=False)
     theory: Any = None
     jaxpr: Any = dataclasses.field(default=None, repr=False)
+    _fusion: Any = dataclasses.field(default=None, repr=False)
 
     @property
     def fusions(self) -> list[Op]:
@@ -83,6 +84,17 @@ class Analysis:
             if row.path == path and row.direction == direction:
                 return row
         raise KeyError(f"no layer {path!r} ({direction}); layers: {[r.path for r in self.layers][:20]}")
+
+    def fusion_report(self):
+        """Each fused kernel with the layers and ops it absorbed and the bytes it saved
+        (see :mod:`jaxcost.fusion`). Needs the compiled module."""
+        from jaxcost.fusion import fusion_report
+
+        if self.module is None:
+            raise ValueError("fusion_report() needs the optimized module: analyze(..., compile=True)")
+        if self._fusion is None:
+            self._fusion = fusion_report(self.module, self.module_unoptimized)
+        return self._fusion
 
     # reports live in jaxcost.report; thin methods keep the object self-describing.
     def summary(self, *, max_layers: int = 40, max_fusions: int = 10, print_: bool = True):

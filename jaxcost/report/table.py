@@ -87,6 +87,9 @@ def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
     parts = [_header(a), _totals(a), _layers(a, max_layers)]
     if a.compiled and a.fusions:
         parts.append(_fusions(a, max_fusions))
+        from jaxcost.fusion import fusion_table
+
+        parts.append(fusion_table(a.fusion_report(), max_fusions))
     if hasattr(a, "explain") and a.theory is not None:
         try:
             parts.append(Text(a.explain_text()))
