@@ -243,10 +243,9 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
         for opcode, count in sorted(module.unknown.items()):
             warnings.append(f"{label} HLO: no cost rule for opcode {opcode!r} ({count}x): "
                             "priced at its bytes, zero flops")
-        if xla.available and (module.xla_total.flops != xla.flops
-                              or module.xla_total.transcendentals != xla.transcendentals):
-            warnings.append(f"{label} HLO: jaxcost's rules give {module.xla_total.flops:,.0f} flops / "
-                            f"{module.xla_total.transcendentals:,.0f} transcendentals, XLA says "
+        if xla.available and not module.agrees_with(xla.flops, xla.transcendentals):
+            warnings.append(f"{label} HLO: jaxcost's rules give {module.total.flops:,.0f} flops / "
+                            f"{module.total.transcendentals:,.0f} transcendentals, XLA says "
                             f"{xla.flops:,.0f} / {xla.transcendentals:,.0f}")
         for op in module.ops:
             if op.opcode == "custom-call":

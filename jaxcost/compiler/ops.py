@@ -82,6 +82,19 @@ class ModuleCost:
     def fusions(self) -> list[Op]:
         return [op for op in self.ops if op.is_fusion]
 
+    def rounding_bound(self, value: float) -> float:
+        """Worst-case float32 rounding of XLA's sum of ``value`` over this module:
+        one half-ulp per addition, ``n * 2**-24 * value`` with n the instruction count."""
+        n = sum(len(c.instructions) for c in self.module.computations.values())
+        return n * 2.0 ** -24 * abs(value)
+
+    def agrees_with(self, flops: float | None, transcendentals: float | None) -> bool:
+        """Do jaxcost's exact totals equal XLA's up to XLA's float32 rounding?"""
+        if flops is None or transcendentals is None:
+            return True
+        return (abs(self.total.flops - flops) <= self.rounding_bound(flops)
+                and abs(self.total.transcendentals - transcendentals) <= self.rounding_bound(transcendentals))
+
 
 def _inner_ops(inst: Instruction, model: CostModel, fallback: str, direction: str) -> list[InnerOp]:
     out = []
