@@ -1,0 +1,254 @@
+"""Peak compute and memory bandwidth of a device: measured, cached, or published.
+
+``measure_peaks`` runs micro-benchmarks on the device itself:
+
+- FLOP/s: a square ``n x n @ n x n`` matmul counts ``2 n^3`` FLOPs; the size
+  grows until one run takes at least ~50 ms, the best of several runs is kept.
+- Bandwidth: STREAM-like kernels on arrays far bigger than any cache:
+  copy-scale ``y = 2 x`` moves ``2 N`` elements (read + write), triad
+  ``z = x + s y`` moves ``3 N``. Best of several runs, max over both kernels.
+
+Results are cached per device in ``$JAXCOST_CACHE_DIR/peaks.json`` (default
+``~/.cache/jaxcost/peaks.json``). ``get_peaks`` returns the cached numbers,
+else measures, else falls back to ``PUBLISHED_PEAKS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class DevicePeaks:
+    """Peak dense FLOP/s per dtype name and memory bandwidth of one device."""
+
+    device_kind: str
+    platform: str
+    flops_per_s: dict[str, float]
+    bandwidth_bytes_per_s: float
+    source: str  # 'measured' | 'published'
+    notes: str = ""
+
+    def peak_flops(self, dtype: str = "float32") -> float:
+        try:
+            return self.flops_per_s[str(jnp.dtype(dtype)) if dtype != "tfloat32" else dtype]
+        except KeyError:
+            raise KeyError(f"no peak for dtype {dtype!r} on {self.device_kind}; "
+                           f"known: {sorted(self.flops_per_s)}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DevicePeaks:
+        return cls(**d)
+
+
+T = 1e12
+TB = 1e12
+
+# Published dense peaks (no structured sparsity). Keys of flops_per_s are jnp
+# dtype names plus "tfloat32" for NVIDIA's TF32 tensor-core mode.
+# Each entry: (device_kind patterns, lower-case substrings all of which must
+# match; DevicePeaks). The first matching entry wins, so specific ones first.
+PUBLISHED_PEAKS: list[tuple[tuple[str, ...], DevicePeaks]] = [
+    (("h100", "pcie"), DevicePeaks(
+        "NVIDIA H100 PCIe", "gpu",
+        {"float32": 51 * T, "tfloat32": 378 * T, "bfloat16": 756 * T, "float16": 756 * T},
+        2.0 * TB, "published",
+        "NVIDIA H100 Tensor Core GPU datasheet (PCIe column; dense = half the sparsity figures)")),
+    (("h100",), DevicePeaks(
+        "NVIDIA H100 SXM", "gpu",
+        {"float32": 67 * T, "tfloat32": 494.7 * T, "bfloat16": 989.4 * T, "float16": 989.4 * T},
+        3.35 * TB, "published",
+        "NVIDIA H100 Tensor Core GPU datasheet (SXM column; dense = half the sparsity figures)")),
+    (("h200",), DevicePeaks(
+        "NVIDIA H200 SXM", "gpu",
+        {"float32": 67 * T, "tfloat32": 494.7 * T, "bfloat16": 989.4 * T, "float16": 989.4 * T},
+        4.8 * TB, "published",
+        "NVIDIA H200 Tensor Core GPU datasheet (SXM column; dense = half the sparsity figures)")),
+    (("a100", "80gb"), DevicePeaks(
+        "NVIDIA A100 80GB SXM", "gpu",
+        {"float32": 19.5 * T, "tfloat32": 156 * T, "bfloat16": 312 * T, "float16": 312 * T},
+        2.039 * TB, "published",
+        "NVIDIA A100 Tensor Core GPU datasheet (80GB SXM column, dense)")),
+    (("a100",), DevicePeaks(
+        "NVIDIA A100 40GB SXM", "gpu",
+        {"float32": 19.5 * T, "tfloat32": 156 * T, "bfloat16": 312 * T, "float16": 312 * T},
+        1.555 * TB, "published",
+        "NVIDIA A100 Tensor Core GPU datasheet (40GB SXM column, dense)")),
+    (("tpu", "v4"), DevicePeaks(
+        "TPU v4", "tpu", {"bfloat16": 275 * T}, 1.2 * TB, "published",
+        "Google Cloud TPU docs, 'TPU v4' system architecture (per chip); no fp32 peak published")),
+    (("tpu", "v5", "lite"), DevicePeaks(
+        "TPU v5e", "tpu", {"bfloat16": 197 * T}, 0.819 * TB, "published",
+        "Google Cloud TPU docs, 'TPU v5e' (per chip); no fp32 peak published")),
+    (("tpu", "v5e"), DevicePeaks(
+        "TPU v5e", "tpu", {"bfloat16": 197 * T}, 0.819 * TB, "published",
+        "Google Cloud TPU docs, 'TPU v5e' (per chip); no fp32 peak published")),
+    (("tpu", "v6"), DevicePeaks(
+        "TPU v6e", "tpu", {"bfloat16": 918 * T}, 1.64 * TB, "published",
+        "Google Cloud TPU docs, 'TPU v6e' (Trillium, per chip); no fp32 peak published")),
+    (("tpu", "v5"), DevicePeaks(
+        "TPU v5p", "tpu", {"bfloat16": 459 * T}, 2.765 * TB, "published",
+        "Google Cloud TPU docs, 'TPU v5p' (per chip); no fp32 peak published")),
+]
+
+
+def published_peaks(device_kind: str) -> DevicePeaks | None:
+    """Published peaks for a jax ``device_kind`` string, or None if unknown.
+
+    >>> published_peaks("NVIDIA H100 80GB HBM3").device_kind
+    'NVIDIA H100 SXM'
+    """
+    kind = device_kind.lower()
+    for patterns, peaks in PUBLISHED_PEAKS:
+        if all(p in kind for p in patterns):
+            return peaks
+    return None
+
+
+# ---------------------------------------------------------------- measuring
+
+def _best_time(fn: Callable[[], Any], repeats: int) -> float:
+    jax.block_until_ready(fn())  # warm-up (and compile)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def measure_matmul_flops(device: jax.Device, dtype: str = "float32",
+                         sizes: Sequence[int] | None = None, repeats: int = 5,
+                         target_s: float = 0.05) -> tuple[float, int]:
+    """Best FLOP/s of a square matmul, and the size used.
+
+    With ``sizes=None`` the size doubles from 256 until one run takes at least
+    ``target_s`` (cap 16384); otherwise the best over the given sizes.
+    """
+    mm = jax.jit(jnp.matmul)
+
+    def rate(n: int) -> tuple[float, float]:
+        a = jax.device_put(jnp.ones((n, n), dtype), device)
+        b = jax.device_put(jnp.ones((n, n), dtype), device)
+        t = _best_time(lambda: mm(a, b), repeats)
+        return 2.0 * n**3 / t, t
+
+    if sizes is not None:
+        return max((rate(n)[0], n) for n in sizes)
+    n = 256
+    while True:
+        r, t = rate(n)
+        if t >= target_s or n >= 16384:
+            return r, n
+        n *= 2
+
+
+def measure_bandwidth(device: jax.Device, n_elements: int = 2**25,
+                      repeats: int = 5) -> float:
+    """Best bytes/s of STREAM-like scale and triad on float32 arrays
+    (default 2**25 elements = 128 MiB each, far beyond caches).
+
+    The output buffer is donated back as the next input (``x = -x``,
+    ``x = x + s y`` in place), so runs time memory traffic rather than the
+    page faults of freshly allocated outputs.
+    """
+    # non-constant data, so no page can be shared or compressed by the host
+    x = jax.device_put(jnp.linspace(0.0, 1.0, n_elements, dtype=jnp.float32), device)
+    y = jax.device_put(jnp.linspace(1.0, 2.0, n_elements, dtype=jnp.float32), device)
+    scale = jax.jit(lambda x: -x, donate_argnums=0)
+    triad = jax.jit(lambda x, y: x + 1e-3 * y, donate_argnums=0)
+    nbytes = 4 * n_elements
+
+    def best(step: Callable[[jax.Array], jax.Array], x: jax.Array) -> tuple[float, jax.Array]:
+        x = jax.block_until_ready(step(x))  # warm-up (and compile)
+        t_best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            x = jax.block_until_ready(step(x))
+            t_best = min(t_best, time.perf_counter() - t)
+        return t_best, x
+
+    t_scale, x = best(scale, x)
+    t_triad, x = best(lambda x: triad(x, y), x)
+    return max(2 * nbytes / t_scale, 3 * nbytes / t_triad)
+
+
+def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32",),
+                  sizes: Sequence[int] | None = None, repeats: int = 5,
+                  stream_elements: int = 2**25) -> DevicePeaks:
+    """Measure peak matmul FLOP/s per dtype and STREAM bandwidth on ``backend``."""
+    device = jax.devices(backend)[0]
+    flops: dict[str, float] = {}
+    notes = []
+    for dt in dtypes:
+        name = str(jnp.dtype(dt))
+        flops[name], n = measure_matmul_flops(device, name, sizes, repeats)
+        notes.append(f"{name} matmul n={n}")
+    bw = measure_bandwidth(device, stream_elements, repeats)
+    notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
+    return DevicePeaks(device.device_kind, device.platform, flops, bw, "measured", "; ".join(notes))
+
+
+# ---------------------------------------------------------------- cache
+
+def cache_path() -> Path:
+    """``$JAXCOST_CACHE_DIR/peaks.json``, default ``~/.cache/jaxcost/peaks.json``."""
+    root = os.environ.get("JAXCOST_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "jaxcost")
+    return Path(root) / "peaks.json"
+
+
+def _cache_key(device: jax.Device) -> str:
+    return f"{device.platform}:{device.device_kind}"
+
+
+def _read_cache() -> dict[str, Any]:
+    p = cache_path()
+    try:
+        return json.loads(p.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _write_cache(key: str, peaks: DevicePeaks) -> None:
+    p = cache_path()
+    data = _read_cache()
+    data[key] = peaks.to_dict()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(p)
+
+
+def get_peaks(backend: str | None = None, measure: bool = True, refresh: bool = False) -> DevicePeaks:
+    """Peaks of ``backend``'s first device.
+
+    Order: the cache (unless ``refresh``); then a measurement, stored in the
+    cache (if ``measure``); then ``PUBLISHED_PEAKS``. Raises LookupError when
+    none applies.
+    """
+    device = jax.devices(backend)[0]
+    key = _cache_key(device)
+    if not refresh:
+        cached = _read_cache().get(key)
+        if cached is not None:
+            return DevicePeaks.from_dict(cached)
+    if measure:
+        peaks = measure_peaks(backend)
+        _write_cache(key, peaks)
+        return peaks
+    published = published_peaks(device.device_kind)
+    if published is None:
+        raise LookupError(f"no cached, measured or published peaks for {device.device_kind!r}")
+    return published

@@ -1,0 +1,146 @@
+"""Roofline arithmetic on (name, flops, bytes) costs.
+
+Pure arithmetic, independent of where the costs came from (theory rules,
+XLA's cost analysis, a profiler). For one kernel on a device with peak
+``P`` FLOP/s and bandwidth ``B`` bytes/s::
+
+    intensity = flops / bytes                       (FLOP per byte)
+    time      = max(flops / P, bytes / B) + launch_overhead
+    bound     = 'compute' if flops / P >= bytes / B else 'memory'
+    ridge     = P / B   (intensity at which both roofs meet)
+
+``predicted_s`` of a Roofline is the sum over kernels (kernels run one after
+the other, each at its own roof).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from jaxcost.bench.peaks import DevicePeaks
+
+
+@dataclasses.dataclass(frozen=True)
+class RooflinePoint:
+    name: str
+    flops: float
+    bytes: float
+    time_s: float
+    intensity: float
+    bound: str  # 'compute' | 'memory'
+
+
+@dataclasses.dataclass(frozen=True)
+class Roofline:
+    points: tuple[RooflinePoint, ...]
+    peak_flops_per_s: float
+    bandwidth_bytes_per_s: float
+    ridge_intensity: float
+    predicted_s: float
+    dtype: str
+    launch_overhead_s: float = 0.0
+    device_kind: str = ""
+
+    @property
+    def total_flops(self) -> float:
+        return sum(p.flops for p in self.points)
+
+    @property
+    def total_bytes(self) -> float:
+        return sum(p.bytes for p in self.points)
+
+
+def roofline(kernels: Iterable[tuple[str, float, float]], peaks: DevicePeaks,
+             dtype: str = "float32", launch_overhead_s: float = 0.0) -> Roofline:
+    """Predict per-kernel and total time of ``(name, flops, bytes)`` kernels."""
+    peak = peaks.peak_flops(dtype)
+    bw = peaks.bandwidth_bytes_per_s
+    if peak <= 0 or bw <= 0:
+        raise ValueError(f"peaks must be positive, got {peak} FLOP/s and {bw} B/s")
+    points = []
+    for name, flops, nbytes in kernels:
+        t_c, t_m = flops / peak, nbytes / bw
+        points.append(RooflinePoint(
+            name=name, flops=float(flops), bytes=float(nbytes),
+            time_s=max(t_c, t_m) + launch_overhead_s,
+            intensity=flops / nbytes if nbytes else float("inf"),
+            bound="compute" if t_c >= t_m else "memory",
+        ))
+    return Roofline(
+        points=tuple(points), peak_flops_per_s=peak, bandwidth_bytes_per_s=bw,
+        ridge_intensity=peak / bw, predicted_s=sum(p.time_s for p in points),
+        dtype=dtype, launch_overhead_s=launch_overhead_s, device_kind=peaks.device_kind,
+    )
+
+
+def achieved(flops: float, seconds: float) -> float:
+    """Achieved FLOP/s."""
+    if seconds <= 0:
+        raise ValueError(f"seconds must be positive, got {seconds}")
+    return flops / seconds
+
+
+def mfu(model_flops: float, seconds: float, peaks: DevicePeaks, dtype: str = "float32") -> float:
+    """Model FLOPs utilization: theoretical model FLOPs / time / peak."""
+    return achieved(model_flops, seconds) / peaks.peak_flops(dtype)
+
+
+def hfu(compiler_flops: float, seconds: float, peaks: DevicePeaks, dtype: str = "float32") -> float:
+    """Hardware FLOPs utilization: FLOPs the compiled program executes
+    (rematerialization included) / time / peak."""
+    return achieved(compiler_flops, seconds) / peaks.peak_flops(dtype)
+
+
+def plot_roofline(roofline: Roofline, path: str | None = None,
+                  measured: Sequence[tuple[str, float, float]] | dict[str, float] | None = None) -> Any:
+    """Log-log roofline plot; returns the matplotlib Figure, saves a PNG if ``path``.
+
+    Kernels are drawn at (intensity, attainable FLOP/s) with marker area
+    proportional to their predicted time. ``measured`` optionally gives
+    seconds per kernel name (a dict) or ``(name, flops, seconds)`` triples;
+    those are drawn at their achieved FLOP/s.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    peak, bw = roofline.peak_flops_per_s, roofline.bandwidth_bytes_per_s
+    finite = [p.intensity for p in roofline.points if np.isfinite(p.intensity) and p.intensity > 0]
+    lo = min([roofline.ridge_intensity / 100, *finite]) / 2
+    hi = max([roofline.ridge_intensity * 100, *finite]) * 2
+    xs = np.geomspace(lo, hi, 200)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ax.loglog(xs, np.minimum(peak, bw * xs), "k-", lw=2, label="roof")
+    ax.axvline(roofline.ridge_intensity, color="grey", ls=":", lw=1,
+               label=f"ridge {roofline.ridge_intensity:.1f} FLOP/B")
+    if roofline.points:
+        tmax = max(p.time_s for p in roofline.points) or 1.0
+        for p in roofline.points:
+            x = p.intensity if np.isfinite(p.intensity) else hi
+            y = min(peak, bw * x)
+            ax.scatter([x], [y], s=20 + 400 * p.time_s / tmax, alpha=0.6,
+                       color="tab:red" if p.bound == "memory" else "tab:blue")
+            ax.annotate(p.name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if measured:
+        by_name = {p.name: p for p in roofline.points}
+        triples = ([(n, by_name[n].flops, s) for n, s in measured.items() if n in by_name]
+                   if isinstance(measured, dict) else list(measured))
+        for name, flops, seconds in triples:
+            pt = by_name.get(name)
+            if pt is None or seconds <= 0:
+                continue
+            x = pt.intensity if np.isfinite(pt.intensity) else hi
+            ax.scatter([x], [flops / seconds], marker="x", color="k")
+        ax.scatter([], [], marker="x", color="k", label="measured")
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("FLOP/s")
+    ax.set_title(f"Roofline {roofline.device_kind} ({roofline.dtype})")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

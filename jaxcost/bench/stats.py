@@ -1,0 +1,62 @@
+"""Summary statistics of repeated timings.
+
+Quartiles use linear interpolation between order statistics (numpy's default,
+``method="linear"``), so the median of ``[1, 2, 3, 4]`` is 2.5 and its
+quartiles are 1.75 and 3.25.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+
+def _quantile(sorted_xs: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile of an already sorted, non-empty sequence."""
+    pos = (len(sorted_xs) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    frac = pos - lo
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * frac
+
+
+@dataclasses.dataclass(frozen=True)
+class TimingStats:
+    """Statistics of a list of durations in seconds.
+
+    ``cv`` is the coefficient of variation: population standard deviation
+    divided by the mean (0 when the mean is 0).
+    """
+
+    n: int
+    min: float
+    median: float
+    mean: float
+    q1: float
+    q3: float
+    iqr: float
+    cv: float
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[float]) -> TimingStats:
+        xs = sorted(float(s) for s in samples)
+        if not xs:
+            raise ValueError("TimingStats.from_samples needs at least one sample, got none")
+        n = len(xs)
+        mean = sum(xs) / n
+        var = sum((x - mean) ** 2 for x in xs) / n
+        q1, q3 = _quantile(xs, 0.25), _quantile(xs, 0.75)
+        return cls(
+            n=n,
+            min=xs[0],
+            median=_quantile(xs, 0.5),
+            mean=mean,
+            q1=q1,
+            q3=q3,
+            iqr=q3 - q1,
+            cv=math.sqrt(var) / mean if mean else 0.0,
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,313 @@
+"""Wall-clock benchmarks of a jitted function on any JAX backend.
+
+``benchmark`` lowers and compiles ``fn`` once (lower and compile times are
+measured apart from the runs), warms it up, then repeats it until the time
+budget is spent, between ``min_repeats`` and ``max_repeats`` runs, each run
+ended by ``jax.block_until_ready``.
+
+Arguments may be arrays or ``jax.ShapeDtypeStruct``. A ShapeDtypeStruct is
+materialized on the target device as ones (floating and complex dtypes) or
+zeros (integer and bool dtypes): ones keep float kernels off any all-zero
+fast path, zeros keep integer inputs valid as indices.
+
+``sweep`` runs a grid of batch sizes x backends x compiler-option sets; a
+point that fails (out of memory, an option the backend rejects, any
+exception) is recorded with its ``error`` and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcost.bench.stats import TimingStats
+
+#: Compiler-option sets worth comparing, per platform. Each set is passed as
+#: ``Lowered.compile(compiler_options=...)``. All CPU sets were checked to be
+#: accepted by jaxlib 0.10.2.
+DEFAULT_OPTION_SETS: dict[str, dict[str, dict[str, Any]]] = {
+    "cpu": {
+        "default": {},
+        "no-fusion": {"xla_disable_hlo_passes": "fusion"},
+        "no-ynn-fusion": {"xla_cpu_experimental_ynn_fusion_type": ""},
+    },
+    "gpu": {
+        "default": {},
+        "no-fusion": {"xla_disable_hlo_passes": "fusion"},
+    },
+    "tpu": {
+        "default": {},
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkResult:
+    """One benchmarked point. ``error`` is set (and ``stats`` None) on failure."""
+
+    backend: str
+    device_kind: str
+    batch_size: int | None
+    compile_s: float | None
+    lower_s: float | None
+    stats: TimingStats | None
+    latency_s: float | None
+    throughput: float | None
+    compiler_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options_name: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stats"] = self.stats.to_dict() if self.stats is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BenchmarkResult:
+        d = dict(d)
+        if d.get("stats") is not None:
+            d["stats"] = TimingStats(**d["stats"])
+        d["compiler_options"] = dict(d.get("compiler_options") or {})
+        return cls(**d)
+
+
+def _platform_of(backend: str | None) -> str:
+    return jax.devices(backend)[0].platform
+
+
+def _materialize(arg: Any, device: jax.Device) -> Any:
+    if isinstance(arg, jax.ShapeDtypeStruct):
+        dtype = np.dtype(arg.dtype)
+        fill = jnp.ones if jnp.issubdtype(dtype, jnp.inexact) else jnp.zeros
+        return jax.device_put(fill(arg.shape, dtype), device)
+    return jax.device_put(arg, device)
+
+
+def benchmark(
+    fn: Callable[..., Any],
+    *args: Any,
+    backend: str | None = None,
+    compiler_options: Mapping[str, Any] | None = None,
+    warmup: int = 2,
+    min_repeats: int = 5,
+    max_repeats: int = 1000,
+    time_budget_s: float = 2.0,
+    batch_size: int | None = None,
+    static_argnums: int | Sequence[int] = (),
+    options_name: str | None = None,
+) -> BenchmarkResult:
+    """Time ``fn(*args)`` compiled for ``backend`` (default: JAX's default).
+
+    Raises whatever lowering, compiling or running raises; ``sweep`` is the
+    variant that records failures instead.
+    """
+    if min_repeats < 1 or max_repeats < min_repeats:
+        raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats}, {max_repeats}")
+    device = jax.devices(backend)[0]
+    static = {static_argnums} if isinstance(static_argnums, int) else set(static_argnums)
+    placed = tuple(a if i in static else _materialize(a, device) for i, a in enumerate(args))
+    options = dict(compiler_options or {})
+
+    jitted = jax.jit(fn, static_argnums=tuple(sorted(static)))
+    t0 = time.perf_counter()
+    lowered = jitted.lower(*placed)
+    t1 = time.perf_counter()
+    compiled = lowered.compile(compiler_options=options or None)
+    t2 = time.perf_counter()
+    dyn = tuple(a for i, a in enumerate(placed) if i not in static)
+
+    for _ in range(warmup):
+        jax.block_until_ready(compiled(*dyn))
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < max_repeats:
+        s = time.perf_counter()
+        jax.block_until_ready(compiled(*dyn))
+        samples.append(time.perf_counter() - s)
+        if len(samples) >= min_repeats and time.perf_counter() - start >= time_budget_s:
+            break
+    stats = TimingStats.from_samples(samples)
+    throughput = batch_size / stats.median if batch_size and stats.median > 0 else None
+    return BenchmarkResult(
+        backend=device.platform,
+        device_kind=device.device_kind,
+        batch_size=batch_size,
+        compile_s=t2 - t1,
+        lower_s=t1 - t0,
+        stats=stats,
+        latency_s=stats.median,
+        throughput=throughput,
+        compiler_options=options,
+        options_name=options_name,
+        error=None,
+    )
+
+
+def available_backends(candidates: Iterable[str] = ("cpu", "gpu", "tpu")) -> list[str]:
+    """The backends among ``candidates`` that have at least one device."""
+    present = []
+    for b in candidates:
+        try:
+            devices = jax.devices(b)
+        except Exception:  # noqa: BLE001 - jax raises RuntimeError, plugins may differ
+            devices = []
+        if devices:
+            present.append(b)
+    return present
+
+
+def sweep(
+    make_args: Callable[[int], tuple],
+    fn: Callable[..., Any],
+    batches: Sequence[int] = (1, 8, 32),
+    backends: Sequence[str] | None = None,
+    option_sets: Mapping[str, Mapping[str, Any]] | None = None,
+    quiet: bool = False,
+    **benchmark_kwargs: Any,
+) -> list[BenchmarkResult]:
+    """Benchmark ``fn(*make_args(b))`` for each batch size, backend and option set.
+
+    ``backends`` defaults to every present backend; an absent one (its
+    ``jax.devices`` raises) is skipped. ``option_sets`` maps a name to a
+    compiler-options dict (see ``DEFAULT_OPTION_SETS``); default: one set,
+    ``benchmark_kwargs.get("compiler_options")``. Any exception at a point is
+    recorded in that point's ``error``. A rich progress bar is shown when
+    there are more than two points, unless ``quiet``.
+    """
+    names = available_backends(backends) if backends is not None else available_backends()
+    if option_sets is None:
+        option_sets = {"default": benchmark_kwargs.pop("compiler_options", None) or {}}
+    else:
+        benchmark_kwargs.pop("compiler_options", None)
+    points = [(b, n, dict(o), bs) for b in names for n, o in option_sets.items() for bs in batches]
+
+    def run_point(backend: str, oname: str, opts: dict, bs: int) -> BenchmarkResult:
+        try:
+            return benchmark(fn, *make_args(bs), backend=backend, compiler_options=opts,
+                             batch_size=bs, options_name=oname, **benchmark_kwargs)
+        except Exception as e:  # noqa: BLE001 - a failed point is data, not a crash
+            try:
+                kind = jax.devices(backend)[0].device_kind
+            except RuntimeError:
+                kind = ""
+            return BenchmarkResult(backend=backend, device_kind=kind, batch_size=bs,
+                                   compile_s=None, lower_s=None, stats=None, latency_s=None,
+                                   throughput=None, compiler_options=opts, options_name=oname,
+                                   error=f"{type(e).__name__}: {e}")
+
+    results: list[BenchmarkResult] = []
+    if quiet or len(points) <= 2:
+        for p in points:
+            results.append(run_point(*p))
+        return results
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("benchmark sweep", total=len(points))
+        for b, n, o, bs in points:
+            progress.update(task, description=f"{b} {n} batch={bs}")
+            results.append(run_point(b, n, o, bs))
+            progress.advance(task)
+    return results
+
+
+# ---------------------------------------------------------------- writers
+
+_STAT_FIELDS = [f.name for f in dataclasses.fields(TimingStats)]
+CSV_COLUMNS = [
+    "backend", "device_kind", "batch_size", "options_name", "compiler_options",
+    "compile_s", "lower_s", "latency_s", "throughput",
+    *[f"stats_{f}" for f in _STAT_FIELDS], "error",
+]
+
+
+def results_to_json(results: Iterable[BenchmarkResult], path: str) -> None:
+    """Write ``[r.to_dict() ...]`` as a JSON list."""
+    with open(path, "w") as f:
+        json.dump([r.to_dict() for r in results], f, indent=2)
+
+
+def results_from_json(path: str) -> list[BenchmarkResult]:
+    with open(path) as f:
+        return [BenchmarkResult.from_dict(d) for d in json.load(f)]
+
+
+def results_to_csv(results: Iterable[BenchmarkResult], path: str) -> None:
+    """One row per result, columns ``CSV_COLUMNS``; stats flattened as ``stats_*``,
+    compiler options as a JSON string, missing values as empty cells."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        for r in results:
+            d = r.to_dict()
+            stats = d.pop("stats") or {}
+            d["compiler_options"] = json.dumps(d["compiler_options"], sort_keys=True)
+            for k in _STAT_FIELDS:
+                d[f"stats_{k}"] = stats.get(k)
+            w.writerow({k: ("" if d.get(k) is None else d[k]) for k in CSV_COLUMNS})
+
+
+def results_from_csv(path: str) -> list[BenchmarkResult]:
+    def num(s: str, cast: Callable = float):
+        return None if s == "" else cast(s)
+
+    out = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            stats = None
+            if row["stats_n"] != "":
+                stats = TimingStats(**{k: num(row[f"stats_{k}"], int if k == "n" else float)
+                                       for k in _STAT_FIELDS})
+            out.append(BenchmarkResult(
+                backend=row["backend"], device_kind=row["device_kind"],
+                batch_size=num(row["batch_size"], int),
+                compile_s=num(row["compile_s"]), lower_s=num(row["lower_s"]),
+                stats=stats, latency_s=num(row["latency_s"]), throughput=num(row["throughput"]),
+                compiler_options=json.loads(row["compiler_options"] or "{}"),
+                options_name=row["options_name"] or None, error=row["error"] or None,
+            ))
+    return out
+
+
+def _fmt_s(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if x >= 1:
+        return f"{x:.3f} s"
+    if x >= 1e-3:
+        return f"{x * 1e3:.3f} ms"
+    return f"{x * 1e6:.1f} µs"
+
+
+def results_table(results: Iterable[BenchmarkResult]):
+    """A ``rich.table.Table`` of the results, one row each."""
+    from rich.table import Table
+
+    table = Table(title="jaxcost benchmark")
+    for col in ("backend", "device", "options", "batch", "median", "min", "IQR", "CV",
+                "items/s", "lower", "compile", "error"):
+        table.add_column(col, justify="left" if col in ("backend", "device", "options", "error") else "right")
+    for r in results:
+        s = r.stats
+        table.add_row(
+            r.backend, r.device_kind, r.options_name or json.dumps(r.compiler_options),
+            "-" if r.batch_size is None else str(r.batch_size),
+            _fmt_s(r.latency_s), _fmt_s(s.min if s else None), _fmt_s(s.iqr if s else None),
+            f"{s.cv:.1%}" if s else "-",
+            f"{r.throughput:,.1f}" if r.throughput else "-",
+            _fmt_s(r.lower_s), _fmt_s(r.compile_s), (r.error or "")[:80],
+        )
+    return table

@@ -1,0 +1,213 @@
+"""Tests of jaxcost.bench: statistics, benchmarking, sweeps, writers, peaks."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from jaxcost.bench import (
+    CSV_COLUMNS,
+    DEFAULT_OPTION_SETS,
+    BenchmarkResult,
+    DevicePeaks,
+    TimingStats,
+    benchmark,
+    get_peaks,
+    published_peaks,
+    results_from_csv,
+    results_from_json,
+    results_table,
+    results_to_csv,
+    results_to_json,
+    sweep,
+)
+from jaxcost.bench import peaks as peaks_mod
+
+# ------------------------------------------------------------------ stats
+
+
+def test_stats_even_list():
+    s = TimingStats.from_samples([4.0, 1.0, 3.0, 2.0])
+    assert s.n == 4 and s.min == 1.0
+    assert s.median == 2.5 and s.mean == 2.5
+    assert s.q1 == 1.75 and s.q3 == 3.25 and s.iqr == 1.5
+    assert s.cv == pytest.approx((1.25**0.5) / 2.5)
+
+
+def test_stats_odd_list():
+    s = TimingStats.from_samples([5, 1, 9, 3, 7])
+    assert s.median == 5 and s.q1 == 3 and s.q3 == 7 and s.iqr == 4
+
+
+def test_stats_single_and_constant():
+    s = TimingStats.from_samples([0.2])
+    assert (s.n, s.min, s.median, s.iqr, s.cv) == (1, 0.2, 0.2, 0.0, 0.0)
+    assert TimingStats.from_samples([1.0] * 7).cv == 0.0
+
+
+def test_stats_empty_raises():
+    with pytest.raises(ValueError, match="at least one"):
+        TimingStats.from_samples([])
+
+
+# ------------------------------------------------------------------ benchmark
+
+
+def _mm(a, b):
+    return a @ b
+
+
+def test_tiny_real_benchmark():
+    a = jnp.ones((32, 32))
+    r = benchmark(_mm, a, a, time_budget_s=0.001, min_repeats=3, warmup=1, batch_size=32)
+    assert r.error is None and r.backend == "cpu"
+    assert r.stats.n >= 3 and r.latency_s == r.stats.median
+    assert r.compile_s > 0 and r.lower_s > 0
+    assert r.throughput == pytest.approx(32 / r.latency_s)
+
+
+def test_benchmark_shape_dtype_struct_and_max_repeats():
+    sds = jax.ShapeDtypeStruct((16, 16), jnp.float32)
+    r = benchmark(_mm, sds, sds, time_budget_s=10.0, min_repeats=2, max_repeats=4, warmup=0)
+    assert r.stats.n == 4  # stops at max_repeats before the budget
+    assert r.throughput is None
+
+
+def test_benchmark_static_argnums():
+    r = benchmark(lambda x, k: x * k, jnp.ones(4), 3, static_argnums=1,
+                  time_budget_s=0.0, min_repeats=1, warmup=0)
+    assert r.stats.n == 1
+
+
+def test_default_option_sets_accepted_on_cpu():
+    results = sweep(lambda b: (jnp.ones((b, 8)), jnp.ones((8, 8))), _mm, batches=(2,),
+                    backends=["cpu"], option_sets=DEFAULT_OPTION_SETS["cpu"],
+                    time_budget_s=0.0, min_repeats=1, warmup=0, quiet=True)
+    assert [r.options_name for r in results] == list(DEFAULT_OPTION_SETS["cpu"])
+    assert all(r.error is None for r in results), [r.error for r in results]
+
+
+def test_rejected_option_is_recorded_not_raised():
+    results = sweep(lambda b: (jnp.ones((b, 8)), jnp.ones((8, 8))), _mm, batches=(1,),
+                    backends=["cpu"], option_sets={"bogus": {"xla_no_such_option": 1}},
+                    time_budget_s=0.0, min_repeats=1, warmup=0, quiet=True)
+    assert len(results) == 1 and results[0].stats is None
+    assert "xla_no_such_option" in results[0].error
+
+
+def test_sweep_records_failure_and_continues():
+    def make_args(b):
+        if b == 32:
+            raise MemoryError("pretend out of memory at batch 32")
+        return (jnp.ones((b, 8)), jnp.ones((8, 8)))
+
+    results = sweep(make_args, _mm, batches=(1, 32, 8), backends=["cpu", "tpu"],
+                    time_budget_s=0.0, min_repeats=1, warmup=0, quiet=True)
+    assert [r.batch_size for r in results] == [1, 32, 8]  # tpu absent: skipped
+    assert results[0].error is None and results[2].error is None
+    assert results[1].error.startswith("MemoryError") and results[1].latency_s is None
+
+
+def test_sweep_failure_inside_fn():
+    def fn(x):
+        if x.shape[0] == 32:
+            raise RuntimeError("no batch 32")
+        return x * 2
+
+    results = sweep(lambda b: (jnp.ones((b,)),), fn, time_budget_s=0.0, min_repeats=1,
+                    warmup=0, quiet=True)
+    assert [r.error is None for r in results] == [True, True, False]
+
+
+# ------------------------------------------------------------------ writers
+
+
+def _fake_results():
+    stats = TimingStats.from_samples([0.001, 0.002, 0.003])
+    ok = BenchmarkResult("cpu", "cpu", 8, 0.5, 0.1, stats, stats.median, 8 / stats.median,
+                         {"xla_disable_hlo_passes": "fusion"}, "no-fusion", None)
+    bad = BenchmarkResult("cpu", "cpu", 32, None, None, None, None, None, {}, "default",
+                          "MemoryError: oom")
+    return [ok, bad]
+
+
+def test_json_round_trip(tmp_path):
+    res = _fake_results()
+    p = tmp_path / "r.json"
+    results_to_json(res, str(p))
+    raw = json.loads(p.read_text())
+    assert set(raw[0]) == {f for f in BenchmarkResult.__dataclass_fields__}
+    assert set(raw[0]["stats"]) == {"n", "min", "median", "mean", "q1", "q3", "iqr", "cv"}
+    assert results_from_json(str(p)) == res
+
+
+def test_csv_round_trip(tmp_path):
+    res = _fake_results()
+    p = tmp_path / "r.csv"
+    results_to_csv(res, str(p))
+    header = p.read_text().splitlines()[0].split(",")
+    assert header == CSV_COLUMNS
+    back = results_from_csv(str(p))
+    assert back[1] == res[1]
+    assert back[0].stats == res[0].stats and back[0].compiler_options == res[0].compiler_options
+    assert back[0].throughput == pytest.approx(res[0].throughput)
+
+
+def test_results_table():
+    t = results_table(_fake_results())
+    assert t.row_count == 2
+
+
+# ------------------------------------------------------------------ peaks
+
+
+@pytest.mark.parametrize("kind, expect", [
+    ("NVIDIA H100 80GB HBM3", "NVIDIA H100 SXM"),
+    ("NVIDIA H100 PCIe", "NVIDIA H100 PCIe"),
+    ("NVIDIA H200", "NVIDIA H200 SXM"),
+    ("NVIDIA A100-SXM4-40GB", "NVIDIA A100 40GB SXM"),
+    ("NVIDIA A100-SXM4-80GB", "NVIDIA A100 80GB SXM"),
+    ("TPU v4", "TPU v4"),
+    ("TPU v5 lite", "TPU v5e"),
+    ("TPU v5e", "TPU v5e"),
+    ("TPU v5p", "TPU v5p"),
+    ("TPU v6 lite", "TPU v6e"),
+])
+def test_published_lookup(kind, expect):
+    p = published_peaks(kind)
+    assert p is not None and p.device_kind == expect and p.source == "published"
+    assert p.bandwidth_bytes_per_s > 0 and p.flops_per_s.get("bfloat16", 0) > 0
+
+
+def test_published_values():
+    h100 = published_peaks("NVIDIA H100 80GB HBM3")
+    assert h100.flops_per_s["float32"] == 67e12 and h100.bandwidth_bytes_per_s == 3.35e12
+    assert published_peaks("cpu") is None
+
+
+def test_peaks_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXCOST_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def fake_measure(backend=None, **kw):
+        calls.append(backend)
+        return DevicePeaks("cpu", "cpu", {"float32": 1e11 * len(calls)}, 1e10, "measured")
+
+    monkeypatch.setattr(peaks_mod, "measure_peaks", fake_measure)
+    with pytest.raises(LookupError):
+        get_peaks(measure=False)  # nothing cached, CPU has no published peak
+    p1 = get_peaks()
+    assert calls == [None] and p1.flops_per_s["float32"] == 1e11
+    assert (tmp_path / "peaks.json").exists()
+    assert get_peaks() == p1 and get_peaks(measure=False) == p1 and len(calls) == 1
+    p2 = get_peaks(refresh=True)
+    assert len(calls) == 2 and p2.flops_per_s["float32"] == 2e11
+    assert get_peaks() == p2
+    data = json.loads((tmp_path / "peaks.json").read_text())
+    assert list(data) == ["cpu:cpu"]
+
+
+def test_measure_peaks_tiny():
+    p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
+    assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0
