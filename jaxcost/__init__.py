@@ -7,6 +7,7 @@
 """
 
 from jaxcost.analysis import Analysis, LayerRow, analyze
+from jaxcost.bench.predict import Comparison, Prediction, benchmark, compare, program_roofline
 from jaxcost.compiler.corrections import Corrected
 from jaxcost.compiler.ops import Op
 from jaxcost.compiler.totals import CostTotals, MemoryStats
@@ -14,5 +15,5 @@ from jaxcost.errors import AnalysisError
 
 __version__ = "0.1.0"
 
-__all__ = ["Analysis", "AnalysisError", "CostTotals", "Corrected", "LayerRow", "MemoryStats", "Op",
-           "analyze"]
+__all__ = ["Analysis", "AnalysisError", "Comparison", "CostTotals", "Corrected", "LayerRow",
+           "MemoryStats", "Op", "Prediction", "analyze", "benchmark", "compare", "program_roofline"]

@@ -89,11 +89,16 @@ def _platform_of(backend: str | None) -> str:
 
 
 def _materialize(arg: Any, device: jax.Device) -> Any:
-    if isinstance(arg, jax.ShapeDtypeStruct):
-        dtype = np.dtype(arg.dtype)
-        fill = jnp.ones if jnp.issubdtype(dtype, jnp.inexact) else jnp.zeros
-        return jax.device_put(fill(arg.shape, dtype), device)
-    return jax.device_put(arg, device)
+    """Place a pytree on ``device``; ``ShapeDtypeStruct`` leaves become ones (floats) or zeros."""
+
+    def leaf(x):
+        if isinstance(x, jax.ShapeDtypeStruct):
+            dtype = np.dtype(x.dtype)
+            fill = jnp.ones if jnp.issubdtype(dtype, jnp.inexact) else jnp.zeros
+            return jax.device_put(fill(x.shape, dtype), device)
+        return jax.device_put(x, device)
+
+    return jax.tree.map(leaf, arg)
 
 
 def benchmark(

@@ -13,6 +13,17 @@ def si(x: float | None, unit: str = "") -> str:
     return f"{x:.0f} {unit}".rstrip()
 
 
+def secs(x: float | None) -> str:
+    """Seconds with a readable unit: 1.23 s, 45.6 ms, 789 us; '-' for None."""
+    if x is None:
+        return "-"
+    if abs(x) >= 1:
+        return f"{x:.3f} s"
+    if abs(x) >= 1e-3:
+        return f"{x * 1e3:.2f} ms"
+    return f"{x * 1e6:.1f} us"
+
+
 def pct(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "-"
 

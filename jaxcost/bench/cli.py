@@ -1,0 +1,164 @@
+"""``jaxcost bench`` and ``jaxcost peaks``."""
+
+from __future__ import annotations
+
+import json
+
+
+def _parse_options(items, usage_error) -> dict:
+    options = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise usage_error(f"--xla-option must be KEY=VALUE, got {item!r}")
+        options[key] = value
+    return options
+
+
+def _batches(text: str, usage_error) -> list[int]:
+    try:
+        out = [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise usage_error(f"--batch must be integers separated by commas, got {text!r}") from None
+    if not out or min(out) <= 0:
+        raise usage_error(f"--batch must be positive, got {text!r}")
+    return out
+
+
+def _cmd_bench(args, usage_error) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    import jaxcost
+    from jaxcost.bench import DEFAULT_OPTION_SETS, available_backends, get_peaks, results_to_csv
+    from jaxcost.bench.predict import benchmark, program_roofline
+    from jaxcost.bench.timing import BenchmarkResult
+    from jaxcost.cli import resolve
+
+    batches = _batches(args.batch, usage_error)
+    backends = args.backend.split(",") if args.backend else [jaxcost_default_backend()]
+    missing = [b for b in backends if b not in available_backends((b,))]
+    if missing:
+        raise usage_error(f"backend(s) not available: {', '.join(missing)}")
+    user_options = _parse_options(args.xla_option, usage_error)
+    results, rows = [], []
+    console = Console(width=150)
+    for backend in backends:
+        option_sets = {"default": {}}
+        if args.sweep_options:
+            option_sets = dict(DEFAULT_OPTION_SETS.get(backend, {"default": {}}))
+        if user_options:
+            option_sets = {"custom": user_options} if not args.sweep_options else \
+                {**option_sets, "custom": user_options}
+        peaks = None
+        if not args.no_predict:
+            try:
+                peaks = get_peaks(backend, measure=not args.published_peaks)
+            except LookupError as e:
+                console.print(f"[yellow]no roofline prediction: {e} (run without --published-peaks "
+                              "to measure them)[/yellow]")
+        for opt_name, opts in option_sets.items():
+            for batch in batches:
+                console.print(f"[dim]{args.target} batch {batch} on {backend} ({opt_name}) ...[/dim]")
+                try:
+                    fn, inputs, _ = resolve(args.target, batch=batch, input_shape=args.input_shape,
+                                            dtype=args.dtype)
+                    r = benchmark(fn, *inputs, backend=backend, compiler_options=opts or None,
+                                  time_budget_s=args.budget, batch_size=batch)
+                    r = BenchmarkResult(**{**r.__dict__, "options_name": opt_name})
+                    a = jaxcost.analyze(fn, *inputs, backend=backend, compiler_options=opts or None,
+                                        theory=False)
+                    predicted = program_roofline(a, peaks).predicted_s if peaks else None
+                except Exception as e:  # noqa: BLE001 - a failed point is recorded, the sweep goes on
+                    if isinstance(e, usage_error):
+                        raise
+                    r = BenchmarkResult(backend=backend, device_kind="", batch_size=batch, compile_s=None,
+                                        lower_s=None, stats=None, latency_s=None, throughput=None,
+                                        compiler_options=opts, options_name=opt_name,
+                                        error=f"{type(e).__name__}: {e}")
+                    a, predicted = None, None
+                results.append(r)
+                rows.append((r, a, predicted))
+    t = Table(title=f"jaxcost bench {args.target}")
+    for col in ("backend", "options", "batch", "median", "IQR", "CV", "n", "items/s", "GFLOP/s",
+                "XLA bytes", "predicted", "pred/meas", "compile", "error"):
+        t.add_column(col, justify="right" if col not in ("backend", "options", "error") else "left")
+    from jaxcost.report.format import secs, si
+
+    records = []
+    for r, a, predicted in rows:
+        ok = r.error is None
+        gflops = (a.compiler.flops / r.latency_s / 1e9) if ok and a and a.compiler.flops else None
+        t.add_row(r.backend, r.options_name or "", str(r.batch_size),
+                  secs(r.latency_s) if ok else "-", secs(r.stats.iqr) if ok else "-",
+                  f"{r.stats.cv:.1%}" if ok else "-", str(r.stats.n) if ok else "-",
+                  f"{r.throughput:.1f}" if ok and r.throughput else "-",
+                  f"{gflops:.1f}" if gflops else "-",
+                  si(a.compiler.bytes_accessed, "B") if a else "-",
+                  secs(predicted) if predicted else "-",
+                  f"{predicted / r.latency_s:.2f}" if predicted and ok else "-",
+                  f"{r.compile_s:.2f} s" if ok else "-", (r.error or "")[:60])
+        rec = r.to_dict()
+        rec.update({"predicted_s": predicted, "gflops_per_s": gflops,
+                    "xla_flops": a.compiler.flops if a else None,
+                    "xla_bytes": a.compiler.bytes_accessed if a else None})
+        records.append(rec)
+    console.print(t)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"target": args.target, "results": records}, f, indent=2)
+    if args.csv:
+        results_to_csv(results, args.csv)
+    return 0
+
+
+def jaxcost_default_backend() -> str:
+    import jax
+
+    return jax.default_backend()
+
+
+def _cmd_peaks(args, usage_error) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from jaxcost.bench import PUBLISHED_PEAKS, get_peaks
+
+    t = Table(title="Device peaks")
+    for col in ("device", "source", "FLOP/s by dtype", "bandwidth", "ridge (FLOP/B)"):
+        t.add_column(col)
+
+    def add(p):
+        flops = ", ".join(f"{k} {v / 1e12:.3g} T" for k, v in p.flops_per_s.items())
+        ridge = max(p.flops_per_s.values()) / p.bandwidth_bytes_per_s
+        t.add_row(p.device_kind, p.source, flops, f"{p.bandwidth_bytes_per_s / 1e9:.1f} GB/s", f"{ridge:.1f}")
+
+    if args.published:
+        for _patterns, p in PUBLISHED_PEAKS:
+            add(p)
+    else:
+        add(get_peaks(args.backend, measure=True, refresh=args.refresh))
+    Console(width=150).print(t)
+    return 0
+
+
+def add_commands(sub, usage_error) -> None:
+    b = sub.add_parser("bench", help="time a zoo model or callable; predicted vs measured latency")
+    b.add_argument("target")
+    b.add_argument("--batch", default="1", help="batch sizes, e.g. 1,8,32")
+    b.add_argument("--input-shape")
+    b.add_argument("--dtype", default="float32")
+    b.add_argument("--backend", default=None, help="one or more of cpu,gpu,tpu (comma-separated)")
+    b.add_argument("--xla-option", action="append", metavar="KEY=VALUE", help="XLA compiler option")
+    b.add_argument("--sweep-options", action="store_true", help="time the built-in option sets")
+    b.add_argument("--budget", type=float, default=2.0, help="seconds of timed runs per point")
+    b.add_argument("--published-peaks", action="store_true", help="do not measure device peaks")
+    b.add_argument("--no-predict", action="store_true", help="skip the roofline prediction")
+    b.add_argument("--json")
+    b.add_argument("--csv")
+    b.set_defaults(func=lambda a: _cmd_bench(a, usage_error))
+    p = sub.add_parser("peaks", help="measure (or list published) device peaks")
+    p.add_argument("--backend", default=None)
+    p.add_argument("--published", action="store_true")
+    p.add_argument("--refresh", action="store_true")
+    p.set_defaults(func=lambda a: _cmd_peaks(a, usage_error))

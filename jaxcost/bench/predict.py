@@ -1,0 +1,141 @@
+"""Analyses meet benchmarks: the roofline of a compiled program, the predicted latency
+next to the measured one, and ``benchmark``/``compare`` for any function or module."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jaxcost.bench.peaks import DevicePeaks, get_peaks
+from jaxcost.bench.roofline import Roofline, roofline
+from jaxcost.bench.timing import BenchmarkResult
+from jaxcost.bench.timing import benchmark as _benchmark
+from jaxcost.trace import make_target
+
+# Per-kernel dispatch cost used for GPU predictions (typical CUDA launch latency).
+GPU_LAUNCH_OVERHEAD_S = 4e-6
+
+
+def _dtype_of(analysis) -> str:
+    shapes = " ".join(analysis.input_shapes)
+    for dt in ("bfloat16", "float16", "float64"):
+        if dt in shapes:
+            return dt
+    return "float32"
+
+
+def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | None = None) -> Roofline:
+    """Roofline of every top-level kernel of the optimized module: predicted time
+    = sum of max(flops / peak, bytes / bandwidth) (+ launch overhead on GPU).
+    Transcendentals count as flops here. A custom call XLA could not price uses
+    jaxcost's shape-based count when one is known, else zero (warned in the analysis)."""
+    if not analysis.compiled:
+        raise ValueError("a roofline needs the compiled module: analyze(..., compile=True)")
+    peaks = peaks or get_peaks(analysis.backend, measure=analysis.backend == "cpu")
+    dtype = dtype or _dtype_of(analysis)
+    if dtype not in peaks.flops_per_s:
+        dtype = next(iter(peaks.flops_per_s))
+    kernels = [(op.name, max(op.flops, 0.0) + op.transcendentals, max(op.bytes_accessed, 0.0))
+               for op in analysis.ops]
+    overhead = GPU_LAUNCH_OVERHEAD_S if analysis.backend == "gpu" else 0.0
+    return roofline(kernels, peaks, dtype=dtype, launch_overhead_s=overhead)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """Predicted vs measured latency of one compiled program."""
+
+    predicted_s: float
+    measured_s: float
+    roofline: Roofline
+
+    @property
+    def ratio(self) -> float:
+        """predicted / measured (1.0 = perfect; < 1 means the roofline is optimistic)."""
+        return self.predicted_s / self.measured_s if self.measured_s else float("nan")
+
+
+def benchmark(fn, *args, backend: str | None = None, compiler_options: dict | None = None,
+              static_argnums=(), params_argnums=(), batch_size: int | None = None,
+              **kwargs: Any) -> BenchmarkResult:
+    """Time ``fn(*args)`` on ``backend``: ``fn`` may be a function, an ``nnx.Module``
+    or a linen ``Module`` (as for :func:`jaxcost.analyze`). Abstract arguments and
+    parameters are materialised as ones/zeros on the device for timing only.
+    ``kwargs`` go to :func:`jaxcost.bench.timing.benchmark` (time_budget_s, warmup ...)."""
+    target = make_target(fn, args, {}, static_argnums=static_argnums, params_argnums=params_argnums)
+    if batch_size is None:
+        data = [a for i, a in enumerate(target.args) if i not in target.param_argnums]
+        shapes = [getattr(a, "shape", ()) for a in data]
+        batch_size = shapes[0][0] if shapes and shapes[0] else None
+    return _benchmark(target.fn, *target.args, backend=backend, compiler_options=compiler_options,
+                      static_argnums=target.static_argnums, batch_size=batch_size, **kwargs)
+
+
+@dataclasses.dataclass
+class Comparison:
+    names: tuple[str, str]
+    analyses: tuple[Any, Any]
+    timings: tuple[BenchmarkResult | None, BenchmarkResult | None]
+
+    def table(self):
+        from rich.table import Table
+
+        from jaxcost.report.format import secs, si
+
+        t = Table(title=f"{self.names[0]} vs {self.names[1]}")
+        t.add_column("")
+        for n in self.names:
+            t.add_column(n, justify="right")
+        t.add_column("B / A", justify="right")
+
+        def row(label, values, unit=""):
+            a, b = values
+            ratio = f"{b / a:.2f}" if a else "-"
+            fmt = secs if unit == "s" else (lambda v: si(v, unit))
+            t.add_row(label, fmt(a), fmt(b), ratio)
+
+        a, b = self.analyses
+        row("params", (a.params, b.params))
+        if a.theory is not None and b.theory is not None:
+            row("MACs (theory, dense)", (a.theory.totals.macs, b.theory.totals.macs))
+        row("XLA flops (optimized)", (a.compiler.flops or 0, b.compiler.flops or 0))
+        row("XLA bytes (unoptimized)", (a.compiler_unoptimized.bytes_accessed or 0,
+                                        b.compiler_unoptimized.bytes_accessed or 0), "B")
+        row("XLA bytes (optimized)", (a.compiler.bytes_accessed or 0, b.compiler.bytes_accessed or 0), "B")
+        row("temp memory", (a.memory.temp_bytes or 0, b.memory.temp_bytes or 0), "B")
+        if all(self.timings):
+            row("latency (median)", (self.timings[0].latency_s, self.timings[1].latency_s), "s")
+            t.caption = (f"timings: n={self.timings[0].stats.n}/{self.timings[1].stats.n}, "
+                         f"CV {self.timings[0].stats.cv:.1%}/{self.timings[1].stats.cv:.1%}")
+        return t
+
+    def summary(self, print_: bool = True) -> str:
+        from rich.console import Console
+
+        console = Console(width=140)
+        with console.capture() as cap:
+            console.print(self.table())
+        if print_:
+            console.print(self.table())
+        return cap.get()
+
+
+def compare(model_a, model_b, *args, names: tuple[str, str] | None = None, measure: bool = True,
+            compiler_options: tuple[dict | None, dict | None] = (None, None),
+            time_budget_s: float = 2.0, **analyze_kwargs) -> Comparison:
+    """Analyze (and time) two programs on the same inputs and put them side by side.
+    ``compiler_options`` compiles each with its own XLA options, e.g.
+    ``(None, {"xla_disable_hlo_passes": "fusion"})`` for fused vs unfused."""
+    from jaxcost.analysis import analyze
+
+    names = names or (getattr(model_a, "__name__", type(model_a).__name__),
+                      getattr(model_b, "__name__", type(model_b).__name__))
+    if names[0] == names[1]:
+        names = (names[0] + " (A)", names[1] + " (B)")
+    analyses = tuple(analyze(m, *args, compiler_options=o, **analyze_kwargs)
+                     for m, o in zip((model_a, model_b), compiler_options))
+    timings = (None, None)
+    if measure:
+        timings = tuple(benchmark(m, *args, compiler_options=o, time_budget_s=time_budget_s)
+                        for m, o in zip((model_a, model_b), compiler_options))
+    return Comparison(names, analyses, timings)
