@@ -1,0 +1,85 @@
+"""Every worked number of the seeds, exactly."""
+
+from __future__ import annotations
+
+import pytest
+
+from jaxcost import formulas as F
+
+
+def test_conv_output_size():
+    assert F.conv_output_size(224, 3, 2, "SAME") == 112
+    assert F.conv_output_size(225, 3, 2, "SAME") == 113
+    assert F.conv_output_size(224, 3, 2, "VALID") == 111
+    assert F.conv_output_size(224, 7, 2, (3, 3)) == 112
+    assert F.conv_output_size(10, 3, 1, "VALID", dilation=2) == 6
+    with pytest.raises(ValueError):
+        F.conv_output_size(10, 3, 1, "FULL")
+
+
+def test_seed_001_conv_flops():
+    assert F.conv_flops(3, 3, 4, 6, 6) == 7632
+    assert F.conv_flops(3, 3, 4, 6, 6, bias=True) == 2 * 27 * 4 * 36
+
+
+def test_params():
+    assert F.conv_params(3, 32, 48) == 13_872
+    assert F.dense_params(4096, 4096) == 16_781_312
+    assert F.conv_params(3, 3, 32) == 896
+    assert F.conv_params(3, 256, 512) == 1_180_160
+
+
+def test_seed_002_dense_and_conv_macs():
+    assert F.dense_macs(100, 300) == 30_000
+    assert F.dense_flops(100, 300) == 199 * 300
+    assert F.dense_flops(100, 300, bias=True) == 200 * 300
+    assert F.conv_macs(3, 64, 128, 112, 112) == 924_844_032
+
+
+def test_seed_002_memory_access():
+    m = F.conv_memory_access_naive(224, 224, 3, 3, 32, 112, 112)
+    assert (m.input, m.output, m.weights, m.total) == (43_352_064, 401_408, 896, 43_754_368)
+    m = F.conv_memory_access_naive(28, 28, 256, 3, 512, 28, 28)
+    assert (m.input, m.output, m.weights, m.total) == (924_844_032, 401_408, 1_180_160, 926_425_600)
+
+
+def test_activations_and_pooling():
+    assert F.relu_flops(300) == 300
+    assert F.sigmoid_flops(300) == 1200
+    assert F.pooling_flops(2, 64, 56, 56) == 3 * 64 * 56 * 56
+
+
+def test_depthwise_separable_and_group():
+    k, m, n, df = 3, 32, 64, 56
+    assert F.depthwise_separable_macs(k, m, n, df, df) == (k * k + n) * m * df * df
+    ratio = F.depthwise_separable_macs(k, m, n, df, df) / F.conv_macs(k, m, n, df, df)
+    assert ratio == pytest.approx(F.depthwise_separable_ratio(k, n))
+    assert F.group_conv_macs(3, 64, 64, 8, 8, 4) * 4 == F.conv_macs(3, 64, 64, 8, 8)
+
+
+def test_inception_factorizations():
+    assert F.inception_5x5_vs_two_3x3() == (25, 18)
+    assert F.inception_nxn_vs_asymmetric(3) == (9, 6)
+    assert F.inception_nxn_vs_asymmetric(7, 2) == (98, 28)
+
+
+def test_seed_001_attention_and_mlp():
+    assert F.attention_flops(10, 4, 4) == 2 * 4 * 10 * 4 + 2 * 4 * 100 + 1
+    assert F.attention_flops(10, 4) == 3 * 16 * 10 + 2 * 4 * 100 + 1
+    assert F.mlp_flops(4, 10) == F.dense_flops(4, 16, 10)
+    table = F.attention_complexity_table()
+    assert [r.per_layer for r in table] == ["O(n^2*d)", "O(n*d^2)", "O(k*n*d^2)", "O(r*n*d)"]
+    assert table[1].sequential_ops == "O(n)"
+
+
+def test_seed_004_sic_topology_bottleneck():
+    n, k, h, w = 64, 3, 32, 32
+    standard = F.conv_macs(k, n, n, h, w)
+    assert F.sic_macs(1, n, k, h, w) == (n * k * k + n * n) * h * w
+    assert F.topological_subdivisioning_macs(k, n, h, w, c=8) == standard * 8 / n
+    assert F.spatial_bottleneck_macs(k, n, 33, 33) == 2 * n * n * 33 * 33
+
+
+def test_seed_003_shufflenet_g1_and_lstm():
+    assert F.shufflenet_g1_mac(56, 56, 64, 128) == 56 * 56 * 192 + 64 * 128
+    assert F.lstm_macs(10, 20, 5) == 4 * 30 * 20 * 5
