@@ -15,5 +15,18 @@ from jaxcost.errors import AnalysisError
 
 __version__ = "0.1.0"
 
-__all__ = ["Analysis", "AnalysisError", "Comparison", "CostTotals", "Corrected", "LayerRow",
-           "MemoryStats", "Op", "Prediction", "analyze", "benchmark", "compare", "program_roofline"]
+__all__ = [
+           "Analysis",
+           "AnalysisError",
+           "Comparison",
+           "Corrected",
+           "CostTotals",
+           "LayerRow",
+           "MemoryStats",
+           "Op",
+           "Prediction",
+           "analyze",
+           "benchmark",
+           "compare",
+           "program_roofline",
+]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -95,6 +96,13 @@ class Analysis:
         if self._fusion is None:
             self._fusion = fusion_report(self.module, self.module_unoptimized)
         return self._fusion
+
+    def explain(self):
+        """The differences between theory and compiler, each with cause and magnitude
+        (see :mod:`jaxcost.explain`)."""
+        from jaxcost.explain import explain
+
+        return explain(self)
 
     # reports live in jaxcost.report; thin methods keep the object self-describing.
     def summary(self, *, max_layers: int = 40, max_fusions: int = 10, print_: bool = True):
@@ -202,14 +210,14 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
         t0 = time.perf_counter()
         try:
             traced = jax.jit(target.fn, static_argnums=target.static_argnums).trace(*target.args)
-        except Exception as e:  # noqa: BLE001 - any tracing failure is the user's to see
+        except Exception as e:
             raise AnalysisError(f"cannot trace {name}: {type(e).__name__}: {e}"
                                 f"{_shape_hint(target, target.args)}") from e
         timings.trace_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
             lowered = traced.lower()
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             raise AnalysisError(f"cannot lower {name}: {type(e).__name__}: {e}") from e
         timings.lower_s = time.perf_counter() - t0
         compiled = None
@@ -221,7 +229,7 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
                 try:
                     compiled = (lowered.compile(compiler_options) if compiler_options
                                 else lowered.compile())
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:
                     raise AnalysisError(f"cannot compile {name}: {type(e).__name__}: {e}") from e
                 timings.compile_s = time.perf_counter() - t0
             unopt, compiler_unopt = unopt_future.result()

@@ -50,8 +50,9 @@ def resolve(target: str, *, batch: int, input_shape: str | None, dtype: str):
         if input_shape is None:
             raise UsageError(f"{target} needs --input-shape (with the batch dimension)")
         return obj, (jax.ShapeDtypeStruct(_shape(input_shape), dt),), target
-    import models
     from flax import nnx
+
+    import models
 
     if target not in models.names():
         raise UsageError(f"unknown model {target!r}; run 'jaxcost models' for the list, "

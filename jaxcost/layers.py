@@ -16,7 +16,7 @@ import re
 FORWARD = "forward"
 BACKWARD = "backward"
 
-_WRAPPED = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.S)
+_WRAPPED = re.compile(r"^([A-Za-z_][\w.]*)\((.*)\)$", re.DOTALL)
 _DROP = {"jit", "pjit"}
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 from flax import nnx
@@ -19,7 +20,7 @@ from flax import nnx
 from jaxcost.errors import AnalysisError
 
 try:  # linen is optional in principle; flax ships it today
-    import flax.linen as linen
+    from flax import linen
 except ImportError:  # pragma: no cover
     linen = None
 
@@ -145,7 +146,7 @@ def _nnx_target(module: nnx.Module, args: tuple, kwargs: dict) -> Target:
 def _linen_target(module, args: tuple, rng) -> Target:
     try:
         variables = jax.eval_shape(module.init, rng, *args)
-    except Exception as e:  # noqa: BLE001 - report any init failure with its cause
+    except Exception as e:
         raise AnalysisError(f"could not initialise {type(module).__name__} abstractly: "
                             f"{type(e).__name__}: {e}") from e
 

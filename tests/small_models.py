@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import flax.linen as linen
 import jax
-from flax import nnx
+from flax import linen, nnx
 
 
 class Bottleneck(nnx.Module):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import jax
-import jax.lax as lax
 import jax.numpy as jnp
 import pytest
 from flax import nnx
+from jax import lax
 from small_models import LinenMLP, TinyResNet
 from zoo_count import param_count
 

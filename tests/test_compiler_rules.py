@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import jax
-import jax.lax as lax
 import jax.numpy as jnp
 import pytest
+from jax import lax
 
 from jaxcost.compiler.hlo import parse_module, parse_shape, parse_window
 from jaxcost.compiler.ops import price_module
@@ -98,7 +98,7 @@ def test_padding_taps_are_not_counted():
     # DESIGN.md: a 3x3 SAME conv on 56x56 counts 166^2 taps per channel pair, not 56^2 * 9.
     x = jax.ShapeDtypeStruct((1, 56, 56, 1), F32)
     w = jax.ShapeDtypeStruct((3, 3, 1, 1), F32)
-    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME",  # noqa: E731
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                               dimension_numbers=("NHWC", "HWIO", "NHWC"))
     priced = price_module(jax.jit(f).lower(x, w).as_text(dialect="hlo", debug_info=True))
     (conv,) = [op for op in priced.ops if op.opcode == "convolution"]

@@ -69,7 +69,7 @@ def _cmd_bench(args, usage_error) -> int:
                     a = jaxcost.analyze(fn, *inputs, backend=backend, compiler_options=opts or None,
                                         theory=False)
                     predicted = program_roofline(a, peaks).predicted_s if peaks else None
-                except Exception as e:  # noqa: BLE001 - a failed point is recorded, the sweep goes on
+                except Exception as e:
                     if isinstance(e, usage_error):
                         raise
                     r = BenchmarkResult(backend=backend, device_kind="", batch_size=batch, compile_s=None,

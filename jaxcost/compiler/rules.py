@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from jaxcost.compiler.hlo import POINTER_BYTES, Computation, Instruction, Shape
 

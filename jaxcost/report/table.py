@@ -13,8 +13,8 @@ from jaxcost.report.format import CONVENTIONS, pct, si
 def _header(a) -> Panel:
     lines = [
         f"[bold]{a.name}[/bold]  backend: {a.backend} ({a.device_kind})  inputs: {', '.join(a.input_shapes)}",
-        f"params: {a.params:,}   trace {a.timings.trace_s:.2f} s, lower {a.timings.lower_s:.2f} s, "
-        f"compile {a.timings.compile_s:.2f} s",
+        (f"params: {a.params:,}   trace {a.timings.trace_s:.2f} s, lower {a.timings.lower_s:.2f} s, "
+        f"compile {a.timings.compile_s:.2f} s"),
         f"[dim]{CONVENTIONS}[/dim]",
     ]
     return Panel("\n".join(lines), title="jaxcost", expand=False)
@@ -90,11 +90,8 @@ def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
         from jaxcost.fusion import fusion_table
 
         parts.append(fusion_table(a.fusion_report(), max_fusions))
-    if hasattr(a, "explain") and a.theory is not None:
-        try:
-            parts.append(Text(a.explain_text()))
-        except AttributeError:
-            pass
+    if a.theory is not None:
+        parts.append(Text(a.explain().text()))
     if a.corrected.reasons:
         parts.append(Text("Corrections to XLA's totals:\n" + "\n".join(f"  - {r}" for r in a.corrected.reasons)))
     if a.warnings:

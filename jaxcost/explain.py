@@ -1,0 +1,167 @@
+"""Why theory and compiler differ: a ledger of causes, each with its magnitude.
+
+The chain, for the whole program and for each layer::
+
+    2 x textbook MACs (dense: padded taps counted)
+      - 2 x padding taps               (XLA counts valid taps only)
+      + elementwise/reduction work     (BN, ReLU, pooling, softmax ... the textbook ignores)
+      = theory, XLA convention          (jaxcost's theory engine)
+      + lowering differences           (XLA unoptimized - theory; the unexplained part)
+      + optimizer rewrites             (XLA optimized - unoptimized, by primitive)
+      = XLA optimized flops
+
+and beside it the textbook's own convention (2n - 1 per unbiased dot output), the
+transcendentals XLA keeps apart, and the bytes that fusion removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+from jaxcost.layers import split_op_name
+
+CONTRACTIONS = ("conv_general_dilated", "dot_general")
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """One cause of a difference: ``flops`` (or ``bytes``) it accounts for, signed so that
+    applying the differences in order walks from the textbook figure to XLA's."""
+
+    cause: str
+    flops: float = 0.0
+    bytes: float = 0.0
+    layer: str | None = None  # None: whole program
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    differences: list[Difference]
+    textbook_flops: float  # 2 x dense MACs
+    theory_xla_flops: float
+    xla_unoptimized_flops: float | None
+    xla_optimized_flops: float | None
+
+    @property
+    def unexplained_flops(self) -> float:
+        """XLA's unoptimized flops that the theory engine does not predict."""
+        if self.xla_unoptimized_flops is None:
+            return 0.0
+        return self.xla_unoptimized_flops - self.theory_xla_flops
+
+    @property
+    def unexplained_fraction(self) -> float:
+        ref = self.xla_optimized_flops or self.xla_unoptimized_flops or 0.0
+        return abs(self.unexplained_flops) / ref if ref else 0.0
+
+    def totals(self) -> list[Difference]:
+        return [d for d in self.differences if d.layer is None]
+
+    def for_layer(self, layer: str) -> list[Difference]:
+        return [d for d in self.differences if d.layer == layer]
+
+    def text(self, max_layers: int = 8) -> str:
+        from jaxcost.report.format import si
+
+        lines = ["Theory vs compiler (flops):",
+                 f"  2 x textbook MACs (dense)           {si(self.textbook_flops):>14}"]
+        for d in self.totals():
+            amount = si(d.flops) if d.flops else (si(d.bytes, "B") if d.bytes else "")
+            lines.append(f"  {'+' if (d.flops or d.bytes) >= 0 else '-'} {d.cause:<34}{amount.lstrip('-'):>14}"
+                         + (f"   {d.detail}" if d.detail else ""))
+        lines.append(f"  = XLA optimized                      {si(self.xla_optimized_flops):>14}")
+        lines.append(f"  unexplained: {si(self.unexplained_flops)} "
+                     f"({100 * self.unexplained_fraction:.3f} % of XLA's flops)")
+        per_layer = defaultdict(float)
+        for d in self.differences:
+            if d.layer is not None and d.cause == "padding taps not counted by XLA":
+                per_layer[d.layer] += -d.flops
+        top = sorted(per_layer.items(), key=lambda kv: -kv[1])[:max_layers]
+        if top:
+            lines.append("  largest padding-tap differences: "
+                         + ", ".join(f"{layer} {si(v)}" for layer, v in top))
+        return "\n".join(lines)
+
+
+def _primitive_flops(module) -> dict[str, float]:
+    """Flops by primitive name (from op_name) over every priced instruction of a module."""
+    from jaxcost.compiler.rules import CostModel
+
+    model = CostModel()
+    out: dict[str, float] = defaultdict(float)
+
+    def walk(comp, top: bool):
+        for inst in comp.instructions:
+            if inst.opcode in ("fusion", "call", "while", "conditional") and inst.called:
+                for sub in inst.called:
+                    walk(sub, False)
+                continue
+            if inst.opcode in ("parameter", "constant"):
+                continue
+            flops = model.instruction_cost(inst).flops
+            if flops > 0:
+                out[split_op_name(inst.op_name).primitive or inst.opcode] += flops
+
+    walk(module.module.entry, True)
+    return out
+
+
+def explain(analysis) -> Explanation:
+    th = analysis.theory
+    if th is None:
+        raise ValueError("explain() needs the theory side: analyze(..., theory=True)")
+    t = th.totals
+    diffs: list[Difference] = []
+    textbook = 2.0 * t.macs
+    diffs.append(Difference("padding taps not counted by XLA", -2.0 * t.padding_taps,
+                            detail=f"{t.padding_taps:,} MACs land on padding"))
+    other = float(t.flops_xla) - 2.0 * t.macs_valid
+    by_prim: dict[str, float] = defaultdict(float)
+    outputs = 0.0
+    for e in th.eqns:
+        if e.primitive in CONTRACTIONS:
+            outputs += (e.flops_xla - e.flops_textbook + 2 * (e.macs - e.macs_valid)) * e.count
+        else:
+            by_prim[e.primitive] += e.flops_xla * e.count
+    top = sorted(by_prim.items(), key=lambda kv: -kv[1])[:6]
+    diffs.append(Difference("elementwise/reduction work", other,
+                            detail="; ".join(f"{p} {v:,.0f}" for p, v in top)))
+    diffs.append(Difference("textbook 2n-1 vs XLA 2n per dot output", 0.0,
+                            detail=f"textbook FLOPs {t.flops_textbook:,} count 2n-1 per unbiased output: "
+                                   f"{outputs:,.0f} outputs"))
+    diffs.append(Difference("transcendentals (kept apart by XLA)", 0.0,
+                            detail=f"{t.transcendentals:,} exp/log/tanh/rsqrt/... not in flops"))
+    un = analysis.compiler_unoptimized
+    opt = analysis.compiler
+    if un.available:
+        diffs.append(Difference("lowering (XLA unoptimized - theory)", un.flops - t.flops_xla))
+    if opt.available and un.available and analysis.module is not None:
+        before = _primitive_flops(analysis.module_unoptimized)
+        after = _primitive_flops(analysis.module)
+        changes = {p: after.get(p, 0.0) - before.get(p, 0.0) for p in set(before) | set(after)}
+        changes = {p: v for p, v in changes.items() if v}
+        top = sorted(changes.items(), key=lambda kv: -abs(kv[1]))[:5]
+        diffs.append(Difference("optimizer rewrites (optimized - unoptimized)", opt.flops - un.flops,
+                                detail="; ".join(f"{p} {v:+,.0f}" for p, v in top)))
+        report = analysis.fusion_report()
+        diffs.append(Difference("bytes removed by fusion", 0.0, -report.saved,
+                                detail=f"{report.bytes_unfused:,.0f} -> {report.bytes_fused:,.0f} bytes"))
+    for row in analysis.layers:
+        lt = row.theory
+        if lt is None:
+            continue
+        if lt.padding_taps:
+            diffs.append(Difference("padding taps not counted by XLA", -2.0 * lt.padding_taps, layer=row.path))
+        work = float(lt.flops_xla) - 2.0 * lt.macs_valid
+        if work:
+            diffs.append(Difference("elementwise/reduction work", work, layer=row.path))
+        compiled = row.flops if analysis.compiled else row.flops_unoptimized
+        if compiled != lt.flops_xla:
+            diffs.append(Difference("compiler vs theory (XLA convention)", compiled - lt.flops_xla, layer=row.path))
+        if row.bytes_unoptimized and analysis.compiled:
+            diffs.append(Difference("bytes removed by fusion", 0.0, row.bytes_accessed - row.bytes_unoptimized,
+                                    layer=row.path))
+    return Explanation(diffs, textbook, float(t.flops_xla), un.flops if un.available else None,
+                       opt.flops if opt.available else None)
