@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -42,12 +41,11 @@ def bare_compile(model, x) -> tuple[float, float]:
 
 
 def speed(name: str, batch: int, repeats: int) -> dict:
-    from flax import nnx
 
     import jaxcost
     import models
 
-    model = nnx.eval_shape(lambda: models.build(name))
+    model = models.build_abstract(name)
     x = jax.ShapeDtypeStruct((batch, *models.input_shape(name)), jnp.float32)
     jaxcost.analyze(model, x)  # warm imports and caches once
     bare, full, fast = [], [], []

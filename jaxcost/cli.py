@@ -50,7 +50,6 @@ def resolve(target: str, *, batch: int, input_shape: str | None, dtype: str):
         if input_shape is None:
             raise UsageError(f"{target} needs --input-shape (with the batch dimension)")
         return obj, (jax.ShapeDtypeStruct(_shape(input_shape), dt),), target
-    from flax import nnx
 
     import models
 
@@ -58,7 +57,7 @@ def resolve(target: str, *, batch: int, input_shape: str | None, dtype: str):
         raise UsageError(f"unknown model {target!r}; run 'jaxcost models' for the list, "
                          "or give package.module:callable")
     shape = _shape(input_shape) if input_shape else models.input_shape(target)
-    model = nnx.eval_shape(lambda: models.build(target))
+    model = models.build_abstract(target)
     return model, (jax.ShapeDtypeStruct((batch, *shape), dt),), target
 
 

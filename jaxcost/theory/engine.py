@@ -67,7 +67,7 @@ class _Walker:
             if sub is not None:
                 inner = _inner(sub)
                 inner_params = {iv for iv, v in zip(inner.invars, eqn.invars[-len(inner.invars):] if inner.invars else [])
-                                if v in params} if params else set()
+                                if isinstance(v, jcore.Var) and v in params} if params else set()
                 self.walk(inner, stack, count, inner_params, out)
                 continue
             if name == "scan":
@@ -113,7 +113,7 @@ class _Walker:
     def _scan(self, eqn, stack, count, params, out):
         body = _inner(eqn.params["jaxpr"])
         length = int(eqn.params["length"])
-        ip = {iv for iv, v in zip(body.invars, eqn.invars) if v in params} if params else set()
+        ip = {iv for iv, v in zip(body.invars, eqn.invars) if isinstance(v, jcore.Var) and v in params} if params else set()
         self.walk(body, stack, count * length, ip, out)
 
     def _while(self, eqn, stack, count, params, out):
@@ -127,7 +127,7 @@ class _Walker:
         carry = eqn.invars[cnc + bnc:]
         ip = set()
         if params:
-            ip = {iv for iv, v in zip(body.invars, list(eqn.invars[cnc:cnc + bnc]) + list(carry)) if v in params}
+            ip = {iv for iv, v in zip(body.invars, list(eqn.invars[cnc:cnc + bnc]) + list(carry)) if isinstance(v, jcore.Var) and v in params}
         self.walk(body, stack, count * trips, ip, out)
 
     def _cond(self, eqn, stack, count, params, out):
@@ -135,7 +135,7 @@ class _Walker:
         ops = eqn.invars[1:]
         for br in eqn.params["branches"]:
             j = _inner(br)
-            ip = {iv for iv, v in zip(j.invars, ops) if v in params} if params else set()
+            ip = {iv for iv, v in zip(j.invars, ops) if isinstance(v, jcore.Var) and v in params} if params else set()
             tmp: list[EqnCost] = []
             self.walk(j, stack, count, ip, tmp)
             f = sum(e.flops_xla * e.count for e in tmp)
