@@ -142,7 +142,49 @@ def _cmd_peaks(args, usage_error) -> int:
     return 0
 
 
+def _cmd_compare(args, usage_error) -> int:
+    from jaxcost.bench.predict import compare
+    from jaxcost.cli import resolve
+
+    fn_a, inputs_a, name_a = resolve(args.a, batch=args.batch, input_shape=args.input_shape, dtype=args.dtype)
+    fn_b, inputs_b, name_b = resolve(args.b, batch=args.batch, input_shape=args.input_shape, dtype=args.dtype)
+    if [x.shape for x in inputs_a] != [x.shape for x in inputs_b]:
+        raise usage_error(f"{args.a} and {args.b} take different inputs ({inputs_a[0].shape} vs "
+                          f"{inputs_b[0].shape}); give --input-shape")
+    opts_b = _parse_options(args.b_xla_option, usage_error)
+    if args.fold_b:
+        from flax import nnx
+
+        import models
+        from jaxcost.fold import fold_batchnorm
+
+        concrete = models.build(args.b)  # folding needs real weights
+        fn_b = fold_batchnorm(concrete).model
+        name_b = f"{args.b} (BN folded)"
+        fn_a = nnx.eval_shape(lambda: models.build(args.a)) if args.a != args.b else fn_a
+    if opts_b:
+        name_b = f"{name_b} ({', '.join(f'{k}={v}' for k, v in opts_b.items())})"
+    if name_a == name_b:
+        name_b += " (B)"
+    c = compare(fn_a, fn_b, *inputs_a, names=(name_a, name_b), measure=not args.no_time,
+                compiler_options=(None, opts_b or None), time_budget_s=args.budget)
+    c.summary()
+    return 0
+
+
 def add_commands(sub, usage_error) -> None:
+    c = sub.add_parser("compare", help="two programs side by side: costs and measured latency")
+    c.add_argument("a")
+    c.add_argument("b")
+    c.add_argument("--batch", type=int, default=1)
+    c.add_argument("--input-shape")
+    c.add_argument("--dtype", default="float32")
+    c.add_argument("--b-xla-option", action="append", metavar="KEY=VALUE",
+                   help="XLA option for B only, e.g. xla_disable_hlo_passes=fusion")
+    c.add_argument("--fold-b", action="store_true", help="fold B's BatchNorms into its convs")
+    c.add_argument("--no-time", action="store_true", help="costs only, no timed runs")
+    c.add_argument("--budget", type=float, default=2.0)
+    c.set_defaults(func=lambda a: _cmd_compare(a, usage_error))
     b = sub.add_parser("bench", help="time a zoo model or callable; predicted vs measured latency")
     b.add_argument("target")
     b.add_argument("--batch", default="1", help="batch sizes, e.g. 1,8,32")
