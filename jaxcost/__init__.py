@@ -12,6 +12,7 @@ from jaxcost.compiler.corrections import Corrected
 from jaxcost.compiler.ops import Op
 from jaxcost.compiler.totals import CostTotals, MemoryStats
 from jaxcost.errors import AnalysisError
+from jaxcost.fold import FoldResult, fold_batchnorm
 
 __version__ = "0.1.0"
 
