@@ -305,6 +305,7 @@ def parse_window(text: str) -> list[WindowDim]:
 # --------------------------------------------------------------------------------------
 # Parsing
 
+_COMMENT = re.compile(r"/\*.*?\*/")
 _INST = re.compile(r"^\s*(ROOT\s+)?%?([^\s=]+)\s*=\s*")
 _OPCODE = re.compile(r"\s*([a-z][\w\-]*)\(")
 _HEADER = re.compile(r"^\s*(ENTRY\s+)?%?([^\s(]+)\s*(\(.*\))?.*\{\s*$")
@@ -322,7 +323,7 @@ def _parse_instruction(line: str) -> Instruction:
         raise HloParseError(f"no opcode in: {line.strip()[:100]!r}")
     opcode = om.group(1)
     close = _match(line, om.end() - 1)
-    operand_text = line[om.end():close - 1]
+    operand_text = _COMMENT.sub("", line[om.end():close - 1])  # long lists carry /*index=5*/
     operands = []
     for part in _split_top(operand_text):
         # newer printers may put the shape first: "f32[8]{0} %x"; constants hold literals.
