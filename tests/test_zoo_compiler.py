@@ -9,6 +9,8 @@ test_compiler_rules.py and test_analyze.py)."""
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -18,7 +20,24 @@ import jaxcost
 import models
 
 
-@pytest.mark.parametrize("name", models.names())
+def _selection() -> list[str]:
+    """Every model with JAXCOST_FULL_ZOO=1 (benchmarks/zoo_compiler_check.py records that run);
+    otherwise the smallest model of each family and every model under 8 M parameters,
+    to keep CI within its budget."""
+    if os.environ.get("JAXCOST_FULL_ZOO"):
+        return models.names()
+    first: dict[str, str] = {}
+    for name in models.names():
+        ref = models.reference(name)
+        size = ref.params if ref is not None and ref.params else 0
+        fam = models.family(name)
+        if fam not in first or size < first[fam][1]:
+            first[fam] = (name, size)
+    small = [n for n in models.names() if 0 < (getattr(models.reference(n), "params", 0) or 0) < 8e6]
+    return sorted({n for n, _ in first.values()} | set(small))
+
+
+@pytest.mark.parametrize("name", _selection())
 def test_ops_reproduce_xla_totals(name):
     model = models.build_abstract(name)
     x = jax.ShapeDtypeStruct((1, *models.input_shape(name)),
