@@ -259,7 +259,8 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
             if op.opcode == "custom-call":
                 warnings.append(f"{label} HLO: custom call {op.custom_call_target!r} ({op.name}) is "
                                 "reported by XLA as -1 flops/bytes; see Analysis.corrected")
-    corrected = correct((opt or unopt).module.entry)
+    priced = opt or unopt
+    corrected = correct(priced.module.entry, priced.model)
 
     theory_result = None
     if theory:

@@ -52,8 +52,8 @@ def custom_call_cost(inst: Instruction, model: CostModel) -> tuple[Cost, str | N
 
 
 class _Corrector:
-    def __init__(self) -> None:
-        self.model = CostModel()
+    def __init__(self, model: CostModel | None = None) -> None:
+        self.model = model or CostModel()
         self.reasons: list[str] = []
         self.memo: dict[str, Cost] = {}
 
@@ -107,9 +107,10 @@ def _has_correctable(inst: Instruction) -> bool:
     return False
 
 
-def correct(entry: Computation) -> Corrected:
-    """Corrected totals of an entry computation (exact arithmetic)."""
-    c = _Corrector()
+def correct(entry: Computation, model: CostModel | None = None) -> Corrected:
+    """Corrected totals of an entry computation (exact arithmetic); ``model`` reuses the
+    instruction costs already computed for the module."""
+    c = _Corrector(model)
     total = c.computation(entry)
     return Corrected(float(total.flops), float(total.transcendentals), float(total.bytes_accessed),
                      tuple(dict.fromkeys(c.reasons)))

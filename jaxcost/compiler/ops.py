@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -74,9 +75,15 @@ class ModuleCost:
     module: Module
     ops: list[Op]
     total: Cost
-    xla_total: Cost
     unknown: dict[str, int]
     text: str = dataclasses.field(repr=False, default="")
+    model: CostModel | None = dataclasses.field(repr=False, default=None)
+
+    @functools.cached_property
+    def xla_total(self) -> Cost:
+        """The module total computed XLA's way: float32 properties summed in post order."""
+        total = CostModel(np.float32).computation_cost(self.module.entry)
+        return Cost(float(total.flops), float(total.transcendentals), float(total.bytes_accessed))
 
     @property
     def fusions(self) -> list[Op]:
@@ -160,8 +167,4 @@ def price_module(text: str) -> ModuleCost:
                       cost.bytes_accessed, name.path, name.direction, inst.fusion_kind
                       if inst.opcode == "fusion" else "", inst.custom_call_target, inner,
                       _layer_bytes(inst, cost, name.path), inst))
-    xla = CostModel(np.float32)
-    xla_total = xla.computation_cost(module.entry)
-    xla_total = Cost(float(xla_total.flops), float(xla_total.transcendentals),
-                     float(xla_total.bytes_accessed))
-    return ModuleCost(module, ops, total, xla_total, dict(model.unknown), text)
+    return ModuleCost(module, ops, total, dict(model.unknown), text, model)
