@@ -34,11 +34,15 @@ def random_weights(name: str):
     rng = np.random.default_rng(0)
 
     def fill(path, x):
-        key = str(path[-1]) if path else ""
+        key = jax.tree_util.keystr(path)
         if "var" in key:
             return jnp.asarray(rng.uniform(0.5, 1.5, x.shape), x.dtype)
-        scale = 0.05 if len(x.shape) > 1 else 0.1
-        return jnp.asarray(rng.normal(0, scale, x.shape), x.dtype)
+        if len(x.shape) > 1:  # He-style fan-in scaling keeps activations finite through depth
+            fan_in = int(np.prod(x.shape[:-1]))
+            return jnp.asarray(rng.normal(0, np.sqrt(2.0 / fan_in), x.shape), x.dtype)
+        if "scale" in key:
+            return jnp.asarray(rng.uniform(0.5, 1.5, x.shape), x.dtype)
+        return jnp.asarray(rng.normal(0, 0.1, x.shape), x.dtype)
 
     state = jax.tree_util.tree_map_with_path(fill, state)
     return nnx.merge(graphdef, state)

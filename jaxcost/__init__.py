@@ -6,7 +6,7 @@
 (65536.0, 512.0)
 """
 
-from jaxcost.analysis import Analysis, LayerRow, analyze
+from jaxcost.analysis import Analysis, LayerRow, analyze, analyze_theory
 from jaxcost.bench.predict import Comparison, Prediction, benchmark, compare, program_roofline
 from jaxcost.compiler.corrections import Corrected
 from jaxcost.compiler.ops import Op
@@ -27,6 +27,7 @@ __all__ = [
            "Op",
            "Prediction",
            "analyze",
+           "analyze_theory",
            "benchmark",
            "compare",
            "program_roofline",

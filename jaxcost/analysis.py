@@ -282,6 +282,31 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
     return analysis
 
 
+def analyze_theory(fn: Callable, *args, static_argnums=(), params_argnums=(), **kwargs):
+    """Theory only: trace ``fn(*args)`` (no lowering, no compiling) and walk its jaxpr with
+    the theory engine. Returns a :class:`jaxcost.theory.TheoryResult` with per-layer paths."""
+    from jaxcost.theory import analyze_jaxpr
+
+    target = make_target(fn, args, kwargs, static_argnums=static_argnums, params_argnums=params_argnums)
+    try:
+        traced = jax.jit(target.fn, static_argnums=target.static_argnums).trace(*target.args)
+    except Exception as e:
+        raise AnalysisError(f"cannot trace {target.name}: {type(e).__name__}: {e}"
+                            f"{_shape_hint(target, target.args)}") from e
+    return analyze_jaxpr(traced.jaxpr, param_invars=frozenset(_param_invars(target)))
+
+
+def _param_invars(target: Target) -> set[int]:
+    """Indices of the flat jaxpr inputs that hold parameters."""
+    out, start = set(), 0
+    for i, a in enumerate(target.args):
+        n = len(jax.tree.leaves(a))
+        if i in target.param_argnums:
+            out.update(range(start, start + n))
+        start += n
+    return out
+
+
 def _unoptimized(lowered) -> tuple[ModuleCost, CostTotals]:
     """The lowered module priced by jaxcost and by XLA."""
     priced = price_module(lowered.as_text(dialect="hlo", debug_info=True))
@@ -294,13 +319,7 @@ def _theory(traced, target: Target, warnings: list[str]):
         from jaxcost.theory import analyze_jaxpr
     except ImportError:
         return None
-    flat_counts = [len(jax.tree.leaves(a)) for a in target.args]
-    param_invars, start = set(), 0
-    for i, n in enumerate(flat_counts):
-        if i in target.param_argnums:
-            param_invars.update(range(start, start + n))
-        start += n
-    result = analyze_jaxpr(traced.jaxpr, param_invars=frozenset(param_invars))
+    result = analyze_jaxpr(traced.jaxpr, param_invars=frozenset(_param_invars(target)))
     for w in getattr(result, "warnings", []):
         warnings.append(f"theory: {w}")
     return result

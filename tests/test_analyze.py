@@ -170,3 +170,10 @@ def test_cli_callable_json(capsys):
     assert main(["analyze", "jax.numpy:tanh", "--input-shape", "4,8", "--json", "-"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["compiler"]["transcendentals"] == 32
+
+
+def test_analyze_theory_only(resnet):
+    model, a = resnet
+    t = jaxcost.analyze_theory(model, jax.ShapeDtypeStruct((2, 32, 32, 3), F32))
+    assert t.totals == a.theory.totals
+    assert t.by_layer()["layer1/0/conv2"].flops_xla == a.layer("layer1/0/conv2").flops
