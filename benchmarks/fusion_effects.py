@@ -82,8 +82,8 @@ def main():
     base = os.path.join(HERE, "results", f"fusion_effects_{backend}")
     with open(base + ".json", "w") as f:
         json.dump(out, f, indent=2)
-    lines = [f"# Fusion and BN folding on {backend} ({os.cpu_count()} cores, jax {jax.__version__}), "
-             f"batch {args.batch}", "",
+    lines = [(f"# Fusion and BN folding on {backend} ({os.cpu_count()} cores, jax {jax.__version__}), "
+             f"batch {args.batch}"), "",
              "| model | variant | params | XLA GFLOP | XLA MB (opt) | temp MB | median latency | CV |",
              "|---|---|---|---|---|---|---|---|"]
     for r in results:

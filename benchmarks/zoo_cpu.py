@@ -82,8 +82,8 @@ def main():
     with open(base + ".json", "w") as f:
         json.dump(out, f, indent=2)
     lines = [f"# Zoo on {backend} ({out['machine']['device_kind']}, {os.cpu_count()} cores, jax {jax.__version__})",
-             "", f"Peaks used: {peaks.flops_per_s} FLOP/s, {peaks.bandwidth_bytes_per_s / 1e9:.1f} GB/s "
-             f"({peaks.source}).", "",
+             "", (f"Peaks used: {peaks.flops_per_s} FLOP/s, {peaks.bandwidth_bytes_per_s / 1e9:.1f} GB/s "
+             f"({peaks.source})."), "",
              "| model | batch | latency | items/s | GFLOP/s | XLA GFLOP | XLA MB | predicted | pred/meas |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -22,6 +22,7 @@ __all__ = [
            "Comparison",
            "Corrected",
            "CostTotals",
+           "FoldResult",
            "LayerRow",
            "MemoryStats",
            "Op",
@@ -30,5 +31,6 @@ __all__ = [
            "analyze_theory",
            "benchmark",
            "compare",
+           "fold_batchnorm",
            "program_roofline",
 ]
