@@ -7,47 +7,17 @@ only resnet18 at 64x64 runs a forward pass with real weights.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from jax._src.interpreters import partial_eval as pe
-from zoo_count import model_macs, param_count
+from zoo_count import measure, param_count
 
 import models
 
 FAMILIES = ("alexnet", "vgg", "resnet", "densenet")
 NAMES = [n for n in models.names() if models.family(n) in FAMILIES]
-
-
-@contextlib.contextmanager
-def _fast_tracing():
-    """Work around a quadratic slowdown in abstract builds (jax 0.10 / flax 0.12): every
-    ``Rngs`` draw updates its counter Variable, whose ``getattr(tracer, 'sharding')`` raises
-    an AttributeError whose message walks the whole trace (``_origin_msg``). The message is
-    never shown, so we skip building it while tracing here."""
-    saved = pe.DynamicJaxprTracer._origin_msg
-    pe.DynamicJaxprTracer._origin_msg = lambda self: ""
-    try:
-        yield
-    finally:
-        pe.DynamicJaxprTracer._origin_msg = saved
-
-
-@functools.cache
-def measure(name):
-    """(params, MACs, output shape) of ``name`` built abstractly at its example input."""
-    with _fast_tracing():
-        model = nnx.eval_shape(lambda: models.build(name))
-        shape = models.input_shape(name)
-        graphdef, state = nnx.split(model)
-        out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state,
-                             jax.ShapeDtypeStruct((1, *shape), jnp.float32))
-        return param_count(model), model_macs(model, shape), out.shape
 
 
 def test_all_registered():
@@ -72,7 +42,7 @@ def test_params_macs_shape(name):
 
 
 def test_num_classes_option():
-    with _fast_tracing():
+    with models.fast_abstract_tracing():
         model = nnx.eval_shape(lambda: models.build("vgg11_bn", num_classes=10))
     assert param_count(model) == 132_868_840 - 4096 * 990 - 990
 
@@ -80,7 +50,7 @@ def test_num_classes_option():
 @pytest.mark.parametrize("name", ["alexnet", "vgg11"])
 def test_adaptive_pool_non_reference_size(name):
     """torchvision's adaptive 7x7 / 6x6 pooling lets VGG / AlexNet take other sizes."""
-    with _fast_tracing():
+    with models.fast_abstract_tracing():
         model = nnx.eval_shape(lambda: models.build(name))
         graphdef, state = nnx.split(model)
         out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state,
@@ -91,7 +61,7 @@ def test_adaptive_pool_non_reference_size(name):
 def test_resnet18_forward_small():
     """Real weights, eager, 32x32: fill an abstract build with random values (cheaper on CPU
     than running the initializers) and check the logits are finite."""
-    with _fast_tracing():
+    with models.fast_abstract_tracing():
         model = nnx.eval_shape(lambda: models.build("resnet18", num_classes=10))
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     rng = np.random.default_rng(0)

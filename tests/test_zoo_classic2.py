@@ -8,31 +8,17 @@ is built abstractly (``nnx.eval_shape``)."""
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from zoo_count import model_macs, param_count
+from zoo_count import measure, param_count
 
 import models
 
 FAMILIES = ("inception", "se_resnet", "xception", "dpn")
 NAMES = [n for n in models.names() if models.family(n) in FAMILIES]
-
-
-@functools.cache
-def measure(name):
-    """(params, MACs, output shape) of ``name`` built abstractly at its example input."""
-    with models.fast_abstract_tracing():
-        model = nnx.eval_shape(lambda: models.build(name))
-        shape = models.input_shape(name)
-        graphdef, state = nnx.split(model)
-        out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state,
-                             jax.ShapeDtypeStruct((1, *shape), jnp.float32))
-        return param_count(model), model_macs(model, shape), out.shape
 
 
 def test_registered():

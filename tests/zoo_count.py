@@ -6,6 +6,7 @@ not use jaxcost's theory engine, so the two can be compared against each other.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -54,3 +55,17 @@ def model_macs(model: nnx.Module, input_shape, batch: int = 1) -> int:
 def param_count(model: nnx.Module) -> int:
     """Exact number of scalars in the model's ``nnx.Param`` leaves."""
     return sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+@functools.cache
+def measure(name: str) -> tuple[int, int, tuple[int, ...]]:
+    """(params, MACs, output shape) of zoo model ``name`` built abstractly at its example input."""
+    import models
+
+    with models.fast_abstract_tracing():
+        model = nnx.eval_shape(lambda: models.build(name))
+        shape = models.input_shape(name)
+        graphdef, state = nnx.split(model)
+        out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state,
+                             jax.ShapeDtypeStruct((1, *shape), jax.numpy.float32))
+        return param_count(model), model_macs(model, shape), out.shape
