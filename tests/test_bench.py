@@ -211,3 +211,14 @@ def test_peaks_cache(tmp_path, monkeypatch):
 def test_measure_peaks_tiny():
     p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
     assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0
+
+
+def test_benchmark_materializes_rng_key_state():
+    """Models with dropout carry PRNG keys in their state: abstract keys become real keys."""
+    import models
+    from jaxcost.bench.predict import benchmark as bench_module
+
+    model = models.build_abstract("alexnet", num_classes=10)
+    r = bench_module(model, jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32), time_budget_s=0.0,
+                     min_repeats=1, warmup=0)
+    assert r.error is None and r.stats.n >= 1

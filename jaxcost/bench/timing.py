@@ -92,6 +92,9 @@ def _materialize(arg: Any, device: jax.Device) -> Any:
     """Place a pytree on ``device``; ``ShapeDtypeStruct`` leaves become ones (floats) or zeros."""
 
     def leaf(x):
+        if isinstance(x, jax.ShapeDtypeStruct) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            keys = jax.random.split(jax.random.key(0), max(1, math.prod(x.shape)))
+            return jax.device_put(keys.reshape(x.shape) if x.shape else keys[0], device)
         if isinstance(x, jax.ShapeDtypeStruct):
             dtype = np.dtype(x.dtype)
             fill = jnp.ones if jnp.issubdtype(dtype, jnp.inexact) else jnp.zeros
