@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from zoo_count import measure, param_count
+from zoo_count import measure, param_count, random_model
 
 import models
 
@@ -61,12 +61,6 @@ def test_adaptive_pool_non_reference_size(name):
 def test_resnet18_forward_small():
     """Real weights, eager, 32x32: fill an abstract build with random values (cheaper on CPU
     than running the initializers) and check the logits are finite."""
-    with models.fast_abstract_tracing():
-        model = nnx.eval_shape(lambda: models.build("resnet18", num_classes=10))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    rng = np.random.default_rng(0)
-    params = jax.tree.map(lambda a: jnp.asarray(0.05 * rng.standard_normal(a.shape), a.dtype), params)
-    rest = jax.tree.map(lambda a: jnp.ones(a.shape, a.dtype), rest)  # BN mean / var
-    y = nnx.merge(graphdef, params, rest)(jnp.ones((1, 32, 32, 3)))
+    y = random_model("resnet18", num_classes=10)(jnp.ones((1, 32, 32, 3)))
     assert y.shape == (1, 10)
     assert np.all(np.isfinite(np.asarray(y)))

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from zoo_count import measure, param_count
+from zoo_count import measure, param_count, random_model
 
 import models
 
@@ -85,12 +85,6 @@ def test_inception_v3_aux_head():
 def test_forward_small():
     """Real weights, eager, 32x32 (SE gates and ceil-mode pooling run for real): random
     values into an abstract build, finite logits."""
-    with models.fast_abstract_tracing():
-        model = nnx.eval_shape(lambda: models.build("se_resnet50", num_classes=10))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    rng = np.random.default_rng(0)
-    params = jax.tree.map(lambda a: jnp.asarray(0.05 * rng.standard_normal(a.shape), a.dtype), params)
-    rest = jax.tree.map(lambda a: jnp.ones(a.shape, a.dtype), rest)  # BN mean / var
-    y = nnx.merge(graphdef, params, rest)(jnp.ones((1, 32, 32, 3)))
+    y = random_model("se_resnet50", num_classes=10)(jnp.ones((1, 32, 32, 3)))
     assert y.shape == (1, 10)
     assert np.all(np.isfinite(np.asarray(y)))

@@ -69,3 +69,19 @@ def measure(name: str) -> tuple[int, int, tuple[int, ...]]:
         out = jax.eval_shape(lambda s, x: nnx.merge(graphdef, s)(x), state,
                              jax.ShapeDtypeStruct((1, *shape), jax.numpy.float32))
         return param_count(model), model_macs(model, shape), out.shape
+
+
+def random_model(name: str, **options) -> nnx.Module:
+    """Zoo model ``name`` with random weights (0.05-scaled normals) and BN statistics of one,
+    filled into an abstract build: much cheaper on CPU than running the initialisers."""
+    import numpy as np
+
+    import models
+
+    with models.fast_abstract_tracing():
+        model = nnx.eval_shape(lambda: models.build(name, **options))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(lambda a: jax.numpy.asarray(0.05 * rng.standard_normal(a.shape), a.dtype), params)
+    rest = jax.tree.map(lambda a: jax.numpy.ones(a.shape, a.dtype), rest)  # BN mean / var
+    return nnx.merge(graphdef, params, rest)
