@@ -27,21 +27,28 @@ abstract inputs (``jax.ShapeDtypeStruct``) and even abstract models (from
 arrays: an abstract model raises :class:`ValueError` when there is something
 to fold.  The input model is never mutated; the result holds a clone.
 
-Left out: ``fold_batchnorm_linen`` (linen models) is not implemented; only
-``nnx.Conv`` / ``nnx.Linear`` (and subclasses) followed by ``nnx.BatchNorm``
-are considered (not ConvTranspose, Einsum, LayerNorm/GroupNorm, or BN folded
+Linen models go through the same pair finder: ``fold_batchnorm(apply_fn,
+variables, *args)`` traces ``apply_fn`` under :func:`flax.linen.intercept_methods`
+(recording ``nn.Conv`` / ``nn.Dense`` / ``nn.BatchNorm`` calls by module path)
+and returns new variables plus an ``apply_fn`` that skips the folded BNs and
+adds the new bias of convs declared without one.
+
+Left out: only Conv/Linear/Dense (and subclasses) followed by BatchNorm are
+considered (not ConvTranspose, Einsum, LayerNorm/GroupNorm, or BN folded
 backwards into a following conv).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.extend.core as jcore
 import jax.numpy as jnp
 import numpy as np
+from flax import linen as nn
 from flax import nnx
 
 __all__ = ["FoldResult", "Identity", "fold_batchnorm"]
@@ -74,13 +81,17 @@ class FoldResult:
     ``params_removed``: BN scale + bias parameters removed;
     ``params_added``: bias parameters created on convs that had none.
     Paths are ``"/"``-joined graph paths, e.g. ``"layer1/0/bn1"``.
+    For linen, ``model`` is None and ``apply_fn(variables, *args)`` with
+    ``variables`` is the folded model.
     """
 
-    model: nnx.Module
+    model: nnx.Module | None
     folded: list[tuple[str, str]]
     skipped: list[tuple[str, str]]
     params_removed: int
     params_added: int
+    apply_fn: Callable | None = None
+    variables: dict | None = None
 
 
 @dataclasses.dataclass
@@ -94,6 +105,8 @@ class _Call:
     use_running_average: bool | None = None
     masked: bool = False
     scope: str = ""
+    key: Any = None  # identity of the module (id for NNX, scope path for linen)
+    path: tuple = ()
 
 
 def _var(x):
@@ -156,8 +169,27 @@ def _op_name(eqn) -> str:
     return name
 
 
-def _trace(model, example_args):
-    """Trace ``model(*example_args)``; return (calls, closed jaxpr, id->path)."""
+def _record(calls: list[_Call], module, kind: str, args, kwargs, call) -> Any:
+    """Run ``call(*args, **kwargs)`` (one Conv/Linear/BN call) and record it; BN
+    calls run inside a unique named scope so their equations can be recognised."""
+    x = _first_arg(args, kwargs)
+    if kind != "bn":
+        out = call(*args, **kwargs)
+        calls.append(_Call(module, kind, x, out, _var(x), _var(out)))
+        return out
+    scope = f"{_BN_SCOPE}{len(calls)}"
+    with jax.named_scope(scope):
+        out = call(*args, **kwargs)
+    ura = kwargs.get("use_running_average", args[1] if len(args) > 1 else None)
+    if ura is None:
+        ura = module.use_running_average
+    mask = kwargs.get("mask", args[2] if len(args) > 2 else None)
+    calls.append(_Call(module, kind, x, out, _var(x), _var(out), bool(ura), mask is not None, scope))
+    return out
+
+
+def _trace(model, example_args, kwargs):
+    """Trace ``model(*example_args)``; return (calls with their paths, closed jaxpr)."""
     graphdef, state = nnx.split(model)
     calls: list[_Call] = []
     paths: dict[int, tuple] = {}
@@ -166,22 +198,8 @@ def _trace(model, example_args):
     def wrap(cls, orig):
         kind = "bn" if cls is nnx.BatchNorm else "conv"
 
-        def __call__(self, *args, **kwargs):
-            x = _first_arg(args, kwargs)
-            if kind == "bn":
-                scope = f"{_BN_SCOPE}{len(calls)}"
-                with jax.named_scope(scope):
-                    out = orig(self, *args, **kwargs)
-                ura = kwargs.get("use_running_average", args[1] if len(args) > 1 else None)
-                if ura is None:
-                    ura = self.use_running_average
-                calls.append(_Call(self, kind, x, out, _var(x), _var(out), bool(ura),
-                                   kwargs.get("mask", args[2] if len(args) > 2 else None) is not None,
-                                   scope))
-            else:
-                out = orig(self, *args, **kwargs)
-                calls.append(_Call(self, kind, x, out, _var(x), _var(out)))
-            return out
+        def __call__(self, *args, **kw):
+            return _record(calls, self, kind, args, kw, lambda *a, **k: orig(self, *a, **k))
 
         __call__.__wrapped__ = orig
         return __call__
@@ -189,7 +207,7 @@ def _trace(model, example_args):
     def run(state, *args):
         m = nnx.merge(graphdef, state)
         paths.update(_module_paths(m))
-        return m(*args)
+        return m(*args, **kwargs)
 
     for cls, orig in originals.items():
         cls.__call__ = wrap(cls, orig)
@@ -198,7 +216,37 @@ def _trace(model, example_args):
     finally:
         for cls, orig in originals.items():
             cls.__call__ = orig
-    return calls, closed, paths
+    for c in calls:
+        c.key, c.path = id(c.module), paths[id(c.module)]
+    return calls, closed
+
+
+def _linen_kind(module) -> str | None:
+    if isinstance(module, nn.BatchNorm):
+        return "bn"
+    if isinstance(module, (nn.Conv, nn.Dense)):
+        return "conv"
+    return None
+
+
+def _trace_linen(apply_fn, variables, example_args, kwargs):
+    """Trace ``apply_fn(variables, *example_args)`` recording linen Conv/Dense/BN calls."""
+    calls: list[_Call] = []
+
+    def interceptor(next_fun, args, kw, context):
+        kind = _linen_kind(context.module) if context.method_name == "__call__" else None
+        if kind is None:
+            return next_fun(*args, **kw)
+        return _record(calls, context.module, kind, args, kw, next_fun)
+
+    def run(variables, *args):
+        with nn.intercept_methods(interceptor):
+            return apply_fn(variables, *args, **kwargs)
+
+    closed = jax.make_jaxpr(run)(variables, *example_args)
+    for c in calls:
+        c.key = c.path = tuple(c.module.scope.path)
+    return calls, closed
 
 
 def _default_args(model):
@@ -228,62 +276,13 @@ def _set(root, path, value):
         setattr(parent, k, value)
 
 
-def _is_abstract(model) -> bool:
-    return any(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(nnx.state(model)))
-
-
 def _param_size(p) -> int:
     return 0 if p is None else int(p.get_value().size)
 
 
-def _fold_pair(conv, bn) -> int:
-    """Fold ``bn`` into ``conv`` in place; return the number of bias params created.
-
-    The arithmetic is done on the host in float64 (numpy): exact enough, and it
-    avoids compiling one small XLA kernel per channel count."""
-    kernel = conv.kernel.get_value()
-
-    def f64(v):
-        return np.asarray(v.get_value(), dtype=np.float64)
-
-    mean, var = f64(bn.mean), f64(bn.var)
-    gamma = f64(bn.scale) if bn.scale is not None else np.ones_like(mean)
-    beta = f64(bn.bias) if bn.bias is not None else np.zeros_like(mean)
-    s = gamma / np.sqrt(var + bn.epsilon)
-    conv.kernel.set_value(jnp.asarray(np.asarray(kernel, np.float64) * s, dtype=kernel.dtype))
-    if conv.bias is None:
-        b, bias_dtype, added = np.zeros_like(mean), conv.param_dtype, int(mean.size)
-    else:
-        b, bias_dtype, added = f64(conv.bias), conv.bias.get_value().dtype, 0
-    new_bias = jnp.asarray((b - mean) * s + beta, dtype=bias_dtype)
-    if conv.bias is None:
-        conv.use_bias = True
-        conv.bias = nnx.Param(new_bias)
-    else:
-        conv.bias.set_value(new_bias)
-    return added
-
-
-def fold_batchnorm(model: nnx.Module, *example_args) -> FoldResult:
-    """Fold every inference-mode ``nnx.BatchNorm`` that directly follows an
-    ``nnx.Conv`` / ``nnx.Linear`` into that layer's kernel and bias.
-
-    ``example_args``: inputs for one forward pass (arrays or
-    ``jax.ShapeDtypeStruct``); if omitted, a ``(1, 32, .., 32, C)`` input is
-    guessed from the first Conv (or ``(1, C)`` from the first Linear) --
-    pass real inputs for models whose forward needs other shapes/arguments.
-    The model is traced once, abstractly; it is not mutated.  Returns a
-    :class:`FoldResult` whose ``model`` is an equivalent clone in which folded
-    BNs are replaced by :class:`Identity`.
-
-    Raises ``ValueError`` if the model is abstract (``nnx.eval_shape``) and
-    something would be folded: folding needs real weights.
-    """
-    if not example_args:
-        example_args = _default_args(model)
-    calls, closed, paths = _trace(model, example_args)
+def _find_pairs(calls: list[_Call], closed) -> tuple[list[tuple[_Call, _Call]], list[tuple[str, str]]]:
+    """(conv call, bn call) pairs to fold, and (bn path, reason) for each BN left alone."""
     jaxpr = closed.jaxpr
-
     # Who produces / consumes each variable (anywhere in the jaxpr).
     producer: dict[Any, Any] = {}
     uses: dict[Any, list] = {}
@@ -295,9 +294,9 @@ def fold_batchnorm(model: nnx.Module, *example_args) -> FoldResult:
                 uses.setdefault(v, []).append(eqn)
     returned = {v for v in _all_outvars(jaxpr) if isinstance(v, jcore.Var)}
 
-    n_calls: dict[int, int] = {}
+    n_calls: dict[Any, int] = {}
     for c in calls:
-        n_calls[id(c.module)] = n_calls.get(id(c.module), 0) + 1
+        n_calls[c.key] = n_calls.get(c.key, 0) + 1
     conv_by_out = {id(c.out): c for c in calls if c.kind == "conv"}
     conv_inputs = {id(c.inp) for c in calls if c.kind == "conv"}
 
@@ -309,14 +308,13 @@ def fold_batchnorm(model: nnx.Module, *example_args) -> FoldResult:
             return True
         return any(bn_call.scope not in str(e.source_info.name_stack) for e in uses.get(v, []))
 
-    folded_pairs: list[tuple[tuple, tuple]] = []
+    pairs: list[tuple[_Call, _Call]] = []
     skipped: list[tuple[str, str]] = []
-    seen_bn: set[int] = set()
+    seen_bn: set[Any] = set()
     for c in calls:
-        if c.kind != "bn" or id(c.module) in seen_bn:
+        if c.kind != "bn" or c.key in seen_bn:
             continue
-        seen_bn.add(id(c.module))
-        bn_path = paths[id(c.module)]
+        seen_bn.add(c.key)
         src = conv_by_out.get(id(c.inp))
         reason = None
         if not c.use_running_average:
@@ -330,36 +328,190 @@ def fold_batchnorm(model: nnx.Module, *example_args) -> FoldResult:
                 eqn = producer.get(c.in_var)
                 what = _op_name(eqn) if eqn is not None else "a model input"
                 reason = f"{REASON_AFTER_OP}: input comes from {what}"
-        elif n_calls[id(c.module)] > 1 or n_calls[id(src.module)] > 1:
+        elif n_calls[c.key] > 1 or n_calls[src.key] > 1:
             reason = REASON_SHARED
         elif other_consumers(src, c):
             reason = REASON_CONSUMERS
         elif c.module.axis not in (-1, jnp.ndim(c.inp) - 1):
             reason = REASON_AXIS
         if reason is not None:
-            skipped.append((_path_str(bn_path), reason))
+            skipped.append((_path_str(c.path), reason))
         else:
-            folded_pairs.append((paths[id(src.module)], bn_path))
+            pairs.append((src, c))
+    return pairs, skipped
+
+
+def _folded_arrays(kernel, bias, mean, var, scale, shift, eps):
+    """(kernel', bias') of a folded pair, computed on the host in float64 (exact
+    enough, and no small XLA kernel compiled per channel count); ``bias``,
+    ``scale`` and ``shift`` may be None. Dtypes: the kernel's, the bias's (else
+    the kernel's)."""
+    f64 = lambda v: np.asarray(v, dtype=np.float64)
+    mean, var = f64(mean), f64(var)
+    gamma = f64(scale) if scale is not None else np.ones_like(mean)
+    beta = f64(shift) if shift is not None else np.zeros_like(mean)
+    s = gamma / np.sqrt(var + eps)
+    b = f64(bias) if bias is not None else np.zeros_like(mean)
+    bias_dtype = bias.dtype if bias is not None else kernel.dtype
+    return (jnp.asarray(f64(kernel) * s, dtype=kernel.dtype),
+            jnp.asarray((b - mean) * s + beta, dtype=bias_dtype))
+
+
+def _check_concrete(pairs, leaves) -> None:
+    if pairs and any(isinstance(x, jax.ShapeDtypeStruct) for x in leaves):
+        raise ValueError(
+            "fold_batchnorm: the model is abstract (jax.ShapeDtypeStruct weights, e.g. from "
+            f"eval_shape); {len(pairs)} Conv/Linear+BN pairs were found but folding "
+            "rewrites kernels and biases and needs real weights -- build the model with real "
+            "arrays (e.g. nnx.Rngs / module.init) first")
+
+
+def fold_batchnorm(model, *example_args, **kwargs) -> FoldResult:
+    """Fold every inference-mode BatchNorm that directly follows a Conv or a
+    Linear/Dense layer into that layer's kernel and bias.
+
+    NNX: ``fold_batchnorm(model, *example_args)``; linen:
+    ``fold_batchnorm(apply_fn, variables, *example_args)`` where ``apply_fn``
+    is a linen ``Module`` (its ``apply``) or any ``f(variables, *args)``.
+    ``kwargs`` are passed to the forward call (e.g. ``train=False``).
+
+    ``example_args``: inputs for one forward pass (arrays or
+    ``jax.ShapeDtypeStruct``); for NNX, if omitted, a ``(1, 32, .., 32, C)``
+    input is guessed from the first Conv (or ``(1, C)`` from the first
+    Linear). The model is traced once, abstractly, and never mutated.
+    Returns a :class:`FoldResult`: for NNX its ``model`` is an equivalent
+    clone in which folded BNs are replaced by :class:`Identity`; for linen,
+    ``apply_fn`` and ``variables``.
+
+    Raises ``ValueError`` if the weights are abstract (``eval_shape``) and
+    something would be folded: folding needs real weights.
+    """
+    if not isinstance(model, nnx.Module):
+        if not example_args or not isinstance(example_args[0], dict):
+            raise TypeError(
+                "fold_batchnorm: expected an nnx.Module, or a linen apply function/Module "
+                f"followed by its variables dict and example inputs; got {type(model).__name__}")
+        return _fold_linen(model, example_args[0], example_args[1:], kwargs)
+    if not example_args:
+        example_args = _default_args(model)
+    calls, closed = _trace(model, example_args, kwargs)
+    pairs, skipped = _find_pairs(calls, closed)
 
     # BNs in the graph that the forward pass never called.
-    called = {paths[i] for i in seen_bn}
+    called = {c.path for c in calls if c.kind == "bn"}
     for path, node in nnx.iter_graph(model):
         if isinstance(node, nnx.BatchNorm) and tuple(path) not in called:
             skipped.append((_path_str(path), REASON_NOT_CALLED))
-
-    if folded_pairs and _is_abstract(model):
-        raise ValueError(
-            "fold_batchnorm: the model is abstract (jax.ShapeDtypeStruct weights, e.g. from "
-            f"nnx.eval_shape); {len(folded_pairs)} Conv/Linear+BN pairs were found but folding "
-            "rewrites kernels and biases and needs real weights -- build the model with real "
-            "arrays (e.g. nnx.Rngs) first")
+    _check_concrete(pairs, jax.tree.leaves(nnx.state(model)))
 
     new = nnx.clone(model)
     removed = added = 0
-    for conv_path, bn_path in folded_pairs:
-        conv, bn = _get(new, conv_path), _get(new, bn_path)
-        added += _fold_pair(conv, bn)
+    for conv_call, bn_call in pairs:
+        conv, bn = _get(new, conv_call.path), _get(new, bn_call.path)
+        value = lambda p: None if p is None else p.get_value()
+        kernel, bias = _folded_arrays(conv.kernel.get_value(), value(conv.bias), bn.mean.get_value(),
+                                      bn.var.get_value(), value(bn.scale), value(bn.bias), bn.epsilon)
+        conv.kernel.set_value(kernel)
+        if conv.bias is None:
+            added += int(bias.size)
+            conv.use_bias = True
+            conv.bias = nnx.Param(bias.astype(conv.param_dtype))
+        else:
+            conv.bias.set_value(bias)
         removed += _param_size(bn.scale) + _param_size(bn.bias)
-        _set(new, bn_path, Identity())
-    return FoldResult(new, [(_path_str(a), _path_str(b)) for a, b in folded_pairs], skipped,
+        _set(new, bn_call.path, Identity())
+    return FoldResult(new, [(_path_str(a.path), _path_str(b.path)) for a, b in pairs], skipped,
                       removed, added)
+
+
+def _tree_get(tree: dict, path: tuple):
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
+def _tree_set(tree: dict, path: tuple, value) -> None:
+    """Set ``tree[path] = value``, creating dicts on the way."""
+    for k in path[:-1]:
+        tree = tree.setdefault(k, {})
+    tree[path[-1]] = value
+
+
+def _tree_pop(tree: dict, path: tuple) -> None:
+    """Remove ``tree[path]`` and the dicts it leaves empty."""
+    if len(path) > 1 and path[0] in tree:
+        _tree_pop(tree[path[0]], path[1:])
+        if not tree[path[0]]:
+            del tree[path[0]]
+    else:
+        tree.pop(path[0], None)
+
+
+def _plain(tree):
+    """Nested mutable dicts (variables may be FrozenDicts)."""
+    return {k: _plain(v) for k, v in tree.items()} if hasattr(tree, "items") else tree
+
+
+def _fold_linen(apply_fn, variables, example_args, kwargs) -> FoldResult:
+    """Linen half of :func:`fold_batchnorm` (see there)."""
+    trace_fn = apply_fn
+    if isinstance(apply_fn, nn.Module):
+        module, apply_fn = apply_fn, apply_fn.apply
+        # let training-mode BNs update their statistics while tracing (reported, not folded)
+        trace_fn = lambda v, *a, **k: module.apply(v, *a, **{"mutable": ["batch_stats"], **k})
+    if not example_args:
+        raise ValueError("fold_batchnorm(apply_fn, variables, *example_args): linen models need "
+                         "example inputs (arrays or jax.ShapeDtypeStruct)")
+    variables = _plain(variables)
+    calls, closed = _trace_linen(trace_fn, variables, example_args, kwargs)
+    pairs, skipped = _find_pairs(calls, closed)
+    called = {c.path for c in calls if c.kind == "bn"}
+
+    def bn_paths(tree, path=()):
+        if hasattr(tree, "items"):
+            if "mean" in tree and "var" in tree:
+                yield path
+            for k, v in tree.items():
+                yield from bn_paths(v, (*path, k))
+
+    for path in bn_paths(variables.get("batch_stats", {})):
+        if path not in called:
+            skipped.append((_path_str(path), REASON_NOT_CALLED))
+    _check_concrete(pairs, jax.tree.leaves(variables))
+
+    new = jax.tree.map(lambda x: x, variables)  # fresh dicts, same arrays
+    params, stats = new.setdefault("params", {}), new.get("batch_stats", {})
+    removed = added = 0
+    folded_bns, added_bias = set(), set()
+    for conv_call, bn_call in pairs:
+        conv_p, bn_p = _tree_get(params, conv_call.path), _tree_get(params, bn_call.path)
+        bn_s = _tree_get(stats, bn_call.path)
+        bn = bn_call.module
+        kernel, bias = _folded_arrays(conv_p["kernel"], conv_p.get("bias"), bn_s["mean"], bn_s["var"],
+                                      bn_p.get("scale"), bn_p.get("bias"), bn.epsilon)
+        if "bias" not in conv_p:
+            added += int(bias.size)
+            added_bias.add(conv_call.path)
+        conv_p["kernel"], conv_p["bias"] = kernel, bias
+        removed += sum(int(np.size(v)) for v in bn_p.values())
+        for col in new.values():
+            _tree_pop(col, bn_call.path)
+        folded_bns.add(bn_call.path)
+
+    def interceptor(next_fun, args, kw, context):
+        if context.method_name != "__call__":
+            return next_fun(*args, **kw)
+        path = tuple(context.module.scope.path)
+        if path in folded_bns:
+            return _first_arg(args, kw)
+        out = next_fun(*args, **kw)
+        if path in added_bias:  # a conv declared without bias: add the folded one
+            out = out + context.module.get_variable("params", "bias").astype(out.dtype)
+        return out
+
+    def folded_apply(variables, *args, **kw):
+        with nn.intercept_methods(interceptor):
+            return apply_fn(variables, *args, **kw)
+
+    return FoldResult(None, [(_path_str(a.path), _path_str(b.path)) for a, b in pairs], skipped,
+                      removed, added, apply_fn=folded_apply, variables=new)

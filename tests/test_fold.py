@@ -275,3 +275,103 @@ def test_zoo_param_identity(name):
     res = fold_batchnorm(m, jax.ShapeDtypeStruct((1, *models.input_shape(name)), jnp.float32))
     assert res.folded
     assert n_params(res.model) == n_params(m) - res.params_removed + res.params_added
+
+
+# --- linen -------------------------------------------------------------------
+
+from flax import linen
+
+import jaxcost
+
+
+class LinenBlock(linen.Module):
+    """Conv-BN-ReLU (conv without bias), Conv(bias)-BN, Conv-ReLU-BN, Dense-BN, and a
+    training-mode BN: every case the pair finder distinguishes."""
+
+    @linen.compact
+    def __call__(self, x, train: bool = False):
+        x = linen.relu(linen.BatchNorm(use_running_average=True, name="bn1")(
+            linen.Conv(8, (3, 3), use_bias=False, name="conv1")(x)))
+        x = linen.BatchNorm(use_running_average=True, name="bn2")(
+            linen.Conv(8, (3, 3), strides=2, name="conv2")(x))
+        x = linen.relu(linen.BatchNorm(use_running_average=True, name="bn3")(
+            linen.relu(linen.Conv(4, (1, 1), use_bias=False, name="conv3")(x))))
+        x = linen.BatchNorm(use_running_average=not train, name="bn4")(
+            linen.Conv(4, (3, 3), feature_group_count=4, use_bias=False, name="dw")(x))
+        x = x.mean(axis=(1, 2))
+        return linen.BatchNorm(use_running_average=True, name="bn5")(linen.Dense(5, name="fc")(x))
+
+
+def linen_variables(module, x, seed=0):
+    """Real variables from the abstract shapes, filled on the host (no per-shape XLA init)."""
+    rng = np.random.default_rng(seed)
+    shapes = jax.eval_shape(lambda: module.init(jax.random.key(0), x))
+
+    def fill(path, s):
+        name = path[-1].key
+        if name == "var":
+            return jnp.asarray(rng.uniform(0.5, 2.0, s.shape), s.dtype)
+        if name == "scale":
+            return jnp.asarray(rng.uniform(0.5, 1.5, s.shape), s.dtype)
+        return jnp.asarray(0.5 * rng.standard_normal(s.shape), s.dtype)
+
+    return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def n_linen_params(variables) -> int:
+    return sum(int(np.size(v)) for v in jax.tree.leaves(variables.get("params", {})))
+
+
+def test_linen_folds_with_apply_and_variables():
+    module = LinenBlock()
+    x = _x((2, 9, 9, 3))
+    v = linen_variables(module, x)
+    res = fold_batchnorm(module.apply, v, x)
+    assert res.model is None
+    assert res.folded == [("conv1", "bn1"), ("conv2", "bn2"), ("dw", "bn4"), ("fc", "bn5")]
+    assert res.skipped == [("bn3", f"{REASON_AFTER_OP}: input comes from custom_jvp_call[relu]")]
+    # BN scale+bias removed (8+8+4+5 channels), biases created on conv1 and dw (8+4)
+    assert res.params_removed == 2 * (8 + 8 + 4 + 5) and res.params_added == 8 + 4
+    assert n_linen_params(res.variables) == n_linen_params(v) - res.params_removed + res.params_added
+    assert "bn1" not in res.variables["params"] and "bn1" not in res.variables["batch_stats"]
+    assert "bn3" in res.variables["batch_stats"]
+    assert rel_err(res.apply_fn(res.variables, x), module.apply(v, x)) < 1e-5
+    # the original variables are untouched
+    assert "bn1" in v["params"] and "bias" not in v["params"]["conv1"]
+
+
+def test_linen_module_argument_and_training_mode():
+    module = LinenBlock()
+    x = _x((2, 9, 9, 3))
+    v = linen_variables(module, x)
+    res = fold_batchnorm(module, v, x, train=True)  # the Module itself; kwargs reach apply
+    assert ("bn4", REASON_TRAINING) in res.skipped and ("dw", "bn4") not in res.folded
+    ref, _ = module.apply(v, x, train=True, mutable=["batch_stats"])
+    out, _ = res.apply_fn(res.variables, x, train=True, mutable=["batch_stats"])
+    assert rel_err(out, ref) < 1e-5
+
+
+def test_linen_folded_model_costs_less():
+    module = LinenBlock()
+    x = _x((2, 9, 9, 3))
+    v = linen_variables(module, x)
+    res = fold_batchnorm(module, v, x)
+    before = jaxcost.analyze(module.apply, v, x, params_argnums=(0,), theory=False)
+    after = jaxcost.analyze(res.apply_fn, res.variables, x, params_argnums=(0,), theory=False)
+    assert after.compiler.flops < before.compiler.flops
+    assert after.compiler.bytes_accessed < before.compiler.bytes_accessed
+    assert after.params == before.params - res.params_removed + res.params_added - sum(
+        int(np.size(s)) for k, s in jax.tree_util.tree_leaves_with_path(v["batch_stats"])
+        if any(getattr(p, "key", None) in {"bn1", "bn2", "bn4", "bn5"} for p in k))
+
+
+def test_linen_errors():
+    module = LinenBlock()
+    x = _x((2, 9, 9, 3))
+    abstract = jax.eval_shape(lambda: module.init(jax.random.key(0), x))
+    with pytest.raises(ValueError, match="real weights"):
+        fold_batchnorm(module, abstract, x)
+    with pytest.raises(ValueError, match="example inputs"):
+        fold_batchnorm(module, linen_variables(module, x))
+    with pytest.raises(TypeError, match="variables dict"):
+        fold_batchnorm(module.apply, x)
