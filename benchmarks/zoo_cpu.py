@@ -82,8 +82,13 @@ def main():
     with open(base + ".json", "w") as f:
         json.dump(out, f, indent=2)
     lines = [f"# Zoo on {backend} ({out['machine']['device_kind']}, {os.cpu_count()} cores, jax {jax.__version__})",
-             "", (f"Peaks used: {peaks.flops_per_s} FLOP/s, {peaks.bandwidth_bytes_per_s / 1e9:.1f} GB/s "
-             f"({peaks.source})."), "",
+             "", (f"Peaks used ({peaks.source}): matmul "
+                  + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.flops_per_s.items())
+                  + f", bandwidth {peaks.bandwidth_bytes_per_s / 1e9:.1f} GB/s; kernel classes "
+                  + ", ".join(f"{k} {v / 1e9:.2f}" for k, v in peaks.kernel_flops_per_s.items())
+                  + " GFLOP/s; "
+                  + (f"{peaks.kernel_overhead_s * 1e6:.2f} us per kernel."
+                     if peaks.kernel_overhead_s is not None else "no per-kernel overhead.")), "",
              "| model | batch | latency | items/s | GFLOP/s | XLA GFLOP | XLA MB | predicted | pred/meas |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

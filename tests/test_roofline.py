@@ -55,3 +55,90 @@ def test_plot(tmp_path):
     assert fig.axes[0].get_xscale() == "log"
     fig2 = plot_roofline(r, measured=[("add", 1e6, 0.05)])
     assert fig2 is not None
+
+
+# --- kernel classes ------------------------------------------------------------------
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import jaxcost  # noqa: E402
+from jaxcost.bench.kernels import class_flops  # noqa: E402
+
+
+def _conv(x, w, groups=1, padding="VALID"):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), padding, feature_group_count=groups,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def five_kernels(x, w3, w1, wdw, wg, wd):
+    """A dense 3x3, a 1x1, a depthwise 3x3 and a grouped 1x1 conv (VALID: no padding
+    taps), and a matmul: every class once."""
+    y = _conv(x, w3)                   # (2, 6, 6, 16)
+    y = _conv(y, w1)                   # (2, 6, 6, 16)
+    y = _conv(y, wdw, groups=16)       # (2, 4, 4, 16)
+    y = _conv(y, wg, groups=4)         # (2, 4, 4, 16)
+    return y.reshape(2, -1) @ wd       # (2, 256) @ (256, 10)
+
+
+FIVE = [jax.ShapeDtypeStruct(s, jnp.float32) for s in
+        [(2, 8, 8, 8), (3, 3, 8, 16), (1, 1, 16, 16), (3, 3, 1, 16), (1, 1, 4, 16), (256, 10)]]
+EXPECTED_CLASS_FLOPS = {
+    "conv": 2 * 2 * 6 * 6 * 16 * 9 * 8,
+    "depthwise": 2 * 2 * 4 * 4 * 16 * 9,
+    "grouped": 2 * 2 * 4 * 4 * 16 * 4,
+    # XLA:CPU rewrites this small 1x1 conv into a dot: it is priced as one
+    "dot": 2 * 2 * 6 * 6 * 16 * 16 + 2 * 2 * 256 * 10,
+}
+
+
+def test_class_flops_split_every_op_exactly():
+    a = jaxcost.analyze(five_kernels, *FIVE, theory=False)
+    totals: dict[str, float] = {}
+    for op in a.ops:
+        split = class_flops(op)
+        assert sum(split.values()) == max(op.flops, 0) + op.transcendentals
+        for cls, f in split.items():
+            totals[cls] = totals.get(cls, 0) + f
+    assert {k: v for k, v in totals.items() if k != "other"} == EXPECTED_CLASS_FLOPS
+
+
+def test_program_roofline_uses_class_rates_and_overhead():
+    a = jaxcost.analyze(five_kernels, *FIVE, theory=False)
+    rates = {"conv": 50e9, "conv1x1": 25e9, "grouped": 5e9, "depthwise": 1e9}
+    peaks = DevicePeaks("toy", "cpu", {"float32": 100e9}, 10e9, "measured", "", rates, 2e-6)
+    r = jaxcost.program_roofline(a, peaks)
+    expected = 0.0
+    for op in a.ops:
+        compute = sum(f / rates.get(c, 100e9) for c, f in class_flops(op).items())
+        expected += max(compute, op.bytes_accessed / 10e9) + 2e-6
+    assert r.predicted_s == pytest.approx(expected, rel=1e-12)
+    assert r.launch_overhead_s == 2e-6
+    # without class rates (published peaks): flops / peak, no overhead on CPU
+    plain = jaxcost.program_roofline(a, PEAKS)
+    assert plain.predicted_s == pytest.approx(
+        sum(max((max(op.flops, 0) + op.transcendentals) / 100e9, op.bytes_accessed / 10e9)
+            for op in a.ops), rel=1e-12)
+
+
+def test_conv_class_of_parsed_instructions():
+    from jaxcost.bench.kernels import conv_class
+    from jaxcost.compiler.hlo import parse_module
+
+    text = """HloModule m
+
+ENTRY e {
+  x = f32[8,28,28,96]{3,2,1,0} parameter(0)
+  w1 = f32[1,1,96,64]{3,2,1,0} parameter(1)
+  wg = f32[1,1,32,96]{3,2,1,0} parameter(2)
+  wd = f32[3,3,1,96]{3,2,1,0} parameter(3)
+  w3 = f32[3,1,96,96]{3,2,1,0} parameter(4)
+  a = f32[8,28,28,64]{3,2,1,0} convolution(x, w1), window={size=1x1}, dim_labels=b01f_01io->b01f
+  b = f32[8,28,28,96]{3,2,1,0} convolution(x, wg), window={size=1x1}, dim_labels=b01f_01io->b01f, feature_group_count=3
+  c = f32[8,28,28,96]{3,2,1,0} convolution(x, wd), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f, feature_group_count=96
+  d = f32[8,28,28,96]{3,2,1,0} convolution(x, w3), window={size=3x1 pad=1_1x0_0}, dim_labels=b01f_01io->b01f
+  ROOT t = (f32[8,28,28,64]{3,2,1,0}, f32[8,28,28,96]{3,2,1,0}, f32[8,28,28,96]{3,2,1,0}, f32[8,28,28,96]{3,2,1,0}) tuple(a, b, c, d)
+}
+"""
+    convs = [i for i in parse_module(text).entry.instructions if i.opcode == "convolution"]
+    assert [conv_class(i) for i in convs] == ["conv1x1", "grouped", "depthwise", "conv"]

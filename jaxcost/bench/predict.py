@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from jaxcost.bench.kernels import class_flops
 from jaxcost.bench.peaks import DevicePeaks, get_peaks
 from jaxcost.bench.roofline import Roofline, roofline
 from jaxcost.bench.timing import BenchmarkResult
@@ -26,18 +27,30 @@ def _dtype_of(analysis) -> str:
 
 def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | None = None) -> Roofline:
     """Roofline of every top-level kernel of the optimized module: predicted time
-    = sum of max(flops / peak, bytes / bandwidth) (+ launch overhead on GPU).
-    Transcendentals count as flops here. A custom call XLA could not price uses
-    jaxcost's shape-based count when one is known, else zero (warned in the analysis)."""
+    = sum of max(compute, bytes / bandwidth) + a fixed cost per kernel, where compute
+    is each kernel-class share of the flops at that class's measured rate
+    (``peaks.kernel_flops_per_s``: dense/1x1/grouped/depthwise conv; dots and the
+    rest at the dtype's peak) -- or flops / peak when the peaks carry no class rates
+    (published peaks, other dtypes). The fixed cost is the measured
+    ``peaks.kernel_overhead_s``, else a typical launch latency on GPU, else 0.
+    Transcendentals count as flops here. A custom call XLA could not price counts
+    zero flops (warned in the analysis)."""
     if not analysis.compiled:
         raise ValueError("a roofline needs the compiled module: analyze(..., compile=True)")
     peaks = peaks or get_peaks(analysis.backend, measure=analysis.backend == "cpu")
     dtype = dtype or _dtype_of(analysis)
     if dtype not in peaks.flops_per_s:
         dtype = next(iter(peaks.flops_per_s))
-    kernels = [(op.name, max(op.flops, 0.0) + op.transcendentals, max(op.bytes_accessed, 0.0))
-               for op in analysis.ops]
-    overhead = GPU_LAUNCH_OVERHEAD_S if analysis.backend == "gpu" else 0.0
+    peak = peaks.peak_flops(dtype)
+    rates = peaks.kernel_flops_per_s if dtype == "float32" else {}
+    kernels = []
+    for op in analysis.ops:
+        split = class_flops(op)
+        compute_s = sum(f / rates.get(cls, peak) for cls, f in split.items())
+        kernels.append((op.name, sum(split.values()), max(op.bytes_accessed, 0.0), compute_s))
+    overhead = peaks.kernel_overhead_s
+    if overhead is None:
+        overhead = GPU_LAUNCH_OVERHEAD_S if analysis.backend == "gpu" else 0.0
     return roofline(kernels, peaks, dtype=dtype, launch_overhead_s=overhead)
 
 

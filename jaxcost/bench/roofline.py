@@ -10,7 +10,9 @@ XLA's cost analysis, a profiler). For one kernel on a device with peak
     ridge     = P / B   (intensity at which both roofs meet)
 
 ``predicted_s`` of a Roofline is the sum over kernels (kernels run one after
-the other, each at its own roof).
+the other, each at its own roof). A kernel may bring its own compute time
+(``(name, flops, bytes, compute_s)``): its flops at the rates of its kernel
+classes (:mod:`jaxcost.bench.kernels`) rather than at the one peak.
 """
 
 from __future__ import annotations
@@ -52,16 +54,17 @@ class Roofline:
         return sum(p.bytes for p in self.points)
 
 
-def roofline(kernels: Iterable[tuple[str, float, float]], peaks: DevicePeaks,
+def roofline(kernels: Iterable[tuple], peaks: DevicePeaks,
              dtype: str = "float32", launch_overhead_s: float = 0.0) -> Roofline:
-    """Predict per-kernel and total time of ``(name, flops, bytes)`` kernels."""
+    """Predict per-kernel and total time of ``(name, flops, bytes)`` kernels, or of
+    ``(name, flops, bytes, compute_s)`` kernels whose compute time is known."""
     peak = peaks.peak_flops(dtype)
     bw = peaks.bandwidth_bytes_per_s
     if peak <= 0 or bw <= 0:
         raise ValueError(f"peaks must be positive, got {peak} FLOP/s and {bw} B/s")
     points = []
-    for name, flops, nbytes in kernels:
-        t_c, t_m = flops / peak, nbytes / bw
+    for name, flops, nbytes, *compute_s in kernels:
+        t_c, t_m = (compute_s[0] if compute_s else flops / peak), nbytes / bw
         points.append(RooflinePoint(
             name=name, flops=float(flops), bytes=float(nbytes),
             time_s=max(t_c, t_m) + launch_overhead_s,
