@@ -1,8 +1,12 @@
 """Roofline arithmetic on hand-made costs."""
 
+import jax
+import jax.numpy as jnp
 import pytest
 
+import jaxcost
 from jaxcost.bench import DevicePeaks, achieved, hfu, mfu, plot_roofline, roofline
+from jaxcost.bench.kernels import class_flops
 
 PEAKS = DevicePeaks("toy", "cpu", {"float32": 100e9, "bfloat16": 400e9}, 10e9, "published")
 
@@ -58,12 +62,6 @@ def test_plot(tmp_path):
 
 
 # --- kernel classes ------------------------------------------------------------------
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-
-import jaxcost  # noqa: E402
-from jaxcost.bench.kernels import class_flops  # noqa: E402
 
 
 def _conv(x, w, groups=1, padding="VALID"):
