@@ -6,8 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
+from flax import linen, nnx
 
+import jaxcost
 from jaxcost.fold import (
     REASON_AFTER_OP,
     REASON_BEFORE_CONV,
@@ -278,10 +279,6 @@ def test_zoo_param_identity(name):
 
 
 # --- linen -------------------------------------------------------------------
-
-from flax import linen
-
-import jaxcost
 
 
 class LinenBlock(linen.Module):
