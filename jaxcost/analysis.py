@@ -221,9 +221,11 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
             raise AnalysisError(f"cannot lower {name}: {type(e).__name__}: {e}") from e
         timings.lower_s = time.perf_counter() - t0
         compiled = None
-        # XLA compiles without the GIL: price the lowered module meanwhile.
+        # XLA compiles without the GIL: price the lowered module and walk the jaxpr meanwhile.
+        theory_warnings: list[str] = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
             unopt_future = pool.submit(_unoptimized, lowered)
+            theory_future = pool.submit(_theory, traced, target, theory_warnings) if theory else None
             if compile:
                 t0 = time.perf_counter()
                 try:
@@ -262,9 +264,8 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
     priced = opt or unopt
     corrected = correct(priced.module.entry, priced.model)
 
-    theory_result = None
-    if theory:
-        theory_result = _theory(traced, target, warnings)
+    theory_result = theory_future.result() if theory_future is not None else None
+    warnings.extend(theory_warnings)
 
     analysis = Analysis(
         name=name, backend=device.platform, device_kind=getattr(device, "device_kind", ""),
