@@ -11,7 +11,7 @@ from typing import Any
 import jax
 
 from jaxcost.compiler.corrections import Corrected, correct
-from jaxcost.compiler.ops import ModuleCost, Op, price_module
+from jaxcost.compiler.ops import ModuleCost, Op, parameter_layers, price_module
 from jaxcost.compiler.totals import CostTotals, MemoryStats
 from jaxcost.errors import AnalysisError
 from jaxcost.trace import Target, make_target
@@ -105,10 +105,13 @@ class Analysis:
         return explain(self)
 
     # reports live in jaxcost.report; thin methods keep the object self-describing.
-    def summary(self, *, max_layers: int = 40, max_fusions: int = 10, print_: bool = True):
+    def summary(self, *, max_layers: int = 40, max_fusions: int = 10, print_: bool = True) -> str | None:
+        """Print the report (rich tables); with ``print_=False`` return it as text instead
+        (returning None when printing keeps notebooks from showing it twice)."""
         from jaxcost.report.table import summary
 
-        return summary(self, max_layers=max_layers, max_fusions=max_fusions, print_=print_)
+        text = summary(self, max_layers=max_layers, max_fusions=max_fusions, print_=print_)
+        return None if print_ else text
 
     def to_dict(self) -> dict:
         from jaxcost.report.export import to_dict
@@ -240,7 +243,7 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
     compiler_opt = CostTotals(None, None, None, available=False)
     memory = MemoryStats()
     if compiled is not None:
-        opt = price_module(compiled.as_text())
+        opt = price_module(compiled.as_text(), parameter_layers(target.params_by_layer))
         compiler_opt = CostTotals.from_xla(compiled.cost_analysis())
         try:
             memory = MemoryStats.from_xla(compiled.memory_analysis())

@@ -206,7 +206,9 @@ def explain(analysis) -> Explanation:
         if unknown:
             # net, so that work merely relabelled between primitives (max vs relu) cancels
             unexplained = abs(sum(d for _, d in unknown))
-            diffs.append(Difference("lowering: other (unexplained)", sum(d for _, d in unknown),
+            label = ("lowering: relabelled between primitives (nets to 0)" if not unexplained
+                     else "lowering: other (unexplained)")
+            diffs.append(Difference(label, sum(d for _, d in unknown),
                                     detail="; ".join(f"{p} {d:+,.0f}" for p, d in
                                                      sorted(unknown, key=lambda x: -abs(x[1]))[:5])))
         loops = analysis.corrected.flops - (opt.flops if opt.available else un.flops or 0.0)

@@ -177,3 +177,33 @@ def test_analyze_theory_only(resnet):
     t = jaxcost.analyze_theory(model, jax.ShapeDtypeStruct((2, 32, 32, 3), F32))
     assert t.totals == a.theory.totals
     assert t.by_layer()["layer1/0/conv2"].flops_xla == a.layer("layer1/0/conv2").flops
+
+
+def test_ops_without_metadata_go_to_the_layer_of_their_parameter():
+    """XLA:CPU re-creates the head's matmul as `dot.1` without op_name metadata; it is
+    attributed to the layer whose kernel it reads, so `fc` keeps its 2*64*1000 flops."""
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(3, 64, (3, 3), rngs=rngs)
+            self.fc = nnx.Linear(64, 1000, rngs=rngs)
+
+        def __call__(self, x):
+            return self.fc(jax.nn.relu(self.conv(x)).mean(axis=(1, 2)))
+
+    m = nnx.eval_shape(lambda: Net(nnx.Rngs(0)))
+    a = jaxcost.analyze(m, jax.ShapeDtypeStruct((1, 16, 16, 3), jnp.float32), theory=False)
+    assert a.layer("fc").flops == 2 * 64 * 1000 + 1000
+    assert all(op.layer == "fc" for op in a.ops if op.opcode == "dot")
+
+
+def test_parameter_layers_matches_longest_layer_path():
+    from jaxcost.compiler.ops import parameter_layers
+
+    layer_of = parameter_layers(["layer4", "layer4/1", "layer4/1/conv2", "fc", "conv_dw/0"])
+    assert layer_of("state__layer4___1___conv2____kernel___value.1") == "layer4/1/conv2"
+    assert layer_of("state__layer4___1___bn____scale___value") == "layer4/1"
+    assert layer_of("state__conv_dw___0___kernel___value") == "conv_dw/0"
+    assert layer_of("state__fc____kernel___value.1") == "fc"
+    assert layer_of("x") == ""

@@ -122,13 +122,15 @@ class Comparison:
                          f"CV {self.timings[0].stats.cv:.1%}/{self.timings[1].stats.cv:.1%}")
         return t
 
-    def summary(self, print_: bool = True) -> str:
+    def summary(self, print_: bool = True) -> str | None:
+        """Print the side-by-side table; with ``print_=False`` return it as text instead."""
         from rich.console import Console
 
+        if print_:
+            Console(width=140).print(self.table())
+            return None
         console = Console(width=140)
         with console.capture() as cap:
-            console.print(self.table())
-        if print_:
             console.print(self.table())
         return cap.get()
 

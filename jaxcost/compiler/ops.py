@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -151,8 +153,46 @@ def _layer_bytes(inst: Instruction, cost: Cost, layer: str) -> tuple[tuple[str, 
     return tuple(split.items())
 
 
-def price_module(text: str) -> ModuleCost:
-    """Parse HLO text and price every top-level instruction of its entry computation."""
+def parameter_layers(layers: Iterable[str]) -> Callable[[str], str]:
+    """A function naming the layer an entry parameter belongs to, from its name.
+
+    JAX names parameters after their argument paths with every non-identifier
+    character replaced (``state['layer4'][1]['conv2']['kernel'].value`` becomes
+    ``state__layer4___1___conv2____kernel___value``): the longest layer path
+    whose words appear in a row among the parameter name's words wins.
+    """
+    words = {layer: tuple(w for w in re.split(r"[^0-9A-Za-z]+", layer) if w) for layer in layers}
+    ranked = sorted((w, layer) for layer, w in words.items() if w)
+    ranked.sort(key=lambda item: -len(item[0]))
+
+    def layer_of(name: str) -> str:
+        have = tuple(w for w in re.split(r"[^0-9A-Za-z]+", name) if w)
+        for w, layer in ranked:
+            n = len(w)
+            if any(have[i:i + n] == w for i in range(len(have) - n + 1)):
+                return layer
+        return ""
+
+    return layer_of
+
+
+def _parameter_layer(inst: Instruction, layer_of: Callable[[str], str] | None) -> str:
+    """Layer of the first entry parameter ``inst`` reads (for instructions XLA created
+    without metadata: a matmul rewritten from a dot, a kernel flip)."""
+    if layer_of is None:
+        return ""
+    for operand in inst.operands:
+        if operand.opcode == "parameter" and (layer := layer_of(operand.name)):
+            return layer
+    return ""
+
+
+def price_module(text: str, layer_of_parameter: Callable[[str], str] | None = None) -> ModuleCost:
+    """Parse HLO text and price every top-level instruction of its entry computation.
+
+    Instructions without ``op_name`` metadata are attributed to the layer of an entry
+    parameter they read, when ``layer_of_parameter`` (see :func:`parameter_layers`) names one.
+    """
     module = parse_module(text)
     model = CostModel()
     ops, total = [], Cost()
@@ -162,6 +202,8 @@ def price_module(text: str) -> ModuleCost:
         if inst.opcode in _SKIP and cost == Cost():
             continue
         name = split_op_name(inst.op_name)
+        if not inst.op_name and (layer := _parameter_layer(inst, layer_of_parameter)):
+            name = dataclasses.replace(name, path=layer)
         inner = tuple(_inner_ops(inst, model, name.path, name.direction)) if inst.called else ()
         ops.append(Op(inst.name, inst.opcode, str(inst.shape), cost.flops, cost.transcendentals,
                       cost.bytes_accessed, name.path, name.direction, inst.fusion_kind
