@@ -198,34 +198,25 @@ class Module:
 # Lexing helpers
 
 
-_SPECIAL = re.compile(r'[(){}\[\]",\\]')
+# A string literal (skipped whole, in C) or one bracket/comma character.
+_SPECIAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[(){}\[\],]')
 _OPEN = "({["
 
 
 def _scan(text: str, start: int = 0):
     """Yield ``(index, char, depth)`` for the bracket/comma characters of ``text``
     outside string literals; ``depth`` is the nesting before the character."""
-    depth, in_str, escape = 0, False, False
+    depth = 0
     for m in _SPECIAL.finditer(text, start):
-        ch, i = m.group(), m.start()
-        if in_str:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = True
-        elif ch in _OPEN:
-            yield i, ch, depth
+        ch = m.group()
+        if ch in _OPEN:
+            yield m.start(), ch, depth
             depth += 1
         elif ch in ")}]":
             depth -= 1
-            yield i, ch, depth
+            yield m.start(), ch, depth
         elif ch == ",":
-            yield i, ch, depth
+            yield m.start(), ch, depth
 
 
 def _match(text: str, start: int) -> int:
