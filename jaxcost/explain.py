@@ -100,6 +100,14 @@ LOWERING_CAUSES = {
 }
 
 
+# The JAX primitive an HLO opcode comes from, for instructions without op_name metadata.
+_OPCODE_PRIMITIVE = {
+    "dot": "dot_general", "convolution": "conv_general_dilated", "add": "add", "subtract": "sub",
+    "multiply": "mul", "divide": "div", "maximum": "max", "minimum": "min", "reduce": "reduce_sum",
+    "reduce-window": "reduce_window_sum", "negate": "neg", "exponential": "exp",
+}
+
+
 def trip_count(inst) -> int:
     """A while loop's trip count: XLA's ``known_trip_count`` when the optimizer recorded it;
     in a lowered module, the bound of a ``counter < constant`` condition (scan and
@@ -129,9 +137,10 @@ def _primitive_flops(module) -> dict[str, float]:
     out: dict[str, float] = defaultdict(float)
 
     def primitive(inst, owner: str) -> str:
-        # helpers emitted by a primitive's lowering carry a bare name ("select_n"): charge the owner
+        # helpers emitted by a primitive's lowering carry a bare name ("select_n"): charge the owner;
+        # instructions the optimizer created without metadata go by the primitive of their opcode
         if "/" not in inst.op_name:
-            return owner or inst.op_name or inst.opcode
+            return owner or inst.op_name or _OPCODE_PRIMITIVE.get(inst.opcode, inst.opcode)
         return split_op_name(inst.op_name).primitive or inst.opcode
 
     def owner_of(call) -> str:
