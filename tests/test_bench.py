@@ -213,6 +213,20 @@ def test_peaks_cache(tmp_path, monkeypatch):
     assert get_peaks().flops_per_s["float32"] == 3e11 and len(calls) == 3
 
 
+def test_peaks_from_dict_ignores_unknown_keys():
+    d = DevicePeaks("cpu", "cpu", {"float32": 1e11}, 1e10, "measured").to_dict()
+    assert DevicePeaks.from_dict({**d, "added_by_a_newer_version": 1}) == DevicePeaks.from_dict(d)
+
+
+def test_sweep_takes_modules():
+    import models
+
+    model = models.build_abstract("conv_bn_relu")
+    res = sweep(lambda b: (jax.ShapeDtypeStruct((b, 16, 16, 64), jnp.float32),), model, batches=(1, 2),
+                quiet=True, time_budget_s=0.0, min_repeats=1, warmup=0)
+    assert [r.error for r in res] == [None, None] and [r.batch_size for r in res] == [1, 2]
+
+
 def test_measure_peaks_tiny():
     p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
     assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0

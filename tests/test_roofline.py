@@ -57,8 +57,16 @@ def test_plot(tmp_path):
     fig = plot_roofline(r, path=str(path), measured={"mm": 0.02})
     assert path.stat().st_size > 1000
     assert fig.axes[0].get_xscale() == "log"
-    fig2 = plot_roofline(r, measured=[("add", 1e6, 0.05)])
-    assert fig2 is not None
+    fig2 = plot_roofline(r, measured=[("add", 1e6, 0.05)], label_top=1)
+    assert [t.get_text() for t in fig2.axes[0].texts] == ["add"]  # the slowest kernel only
+
+
+def test_plot_draws_kernels_at_their_predicted_rate():
+    """A kernel whose class runs at 1 % of the peak sits two decades under the roof."""
+    r = roofline([("dw", 1e9, 1e6, 1e9 / 1e9)], PEAKS)  # compute_s = 1 s: 1 GFLOP/s
+    fig = plot_roofline(r)
+    (xy,) = [c.get_offsets()[0] for c in fig.axes[0].collections if len(c.get_offsets())]
+    assert xy[0] == pytest.approx(1000.0) and xy[1] == pytest.approx(1e9)
 
 
 # --- kernel classes ------------------------------------------------------------------

@@ -61,7 +61,10 @@ class DevicePeaks:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DevicePeaks:
-        return cls(**d)
+        """From :meth:`to_dict`'s output; keys this version does not know are ignored
+        (a cache written by a newer jaxcost stays readable)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 T = 1e12

@@ -1,5 +1,6 @@
 """Analyses meet benchmarks: the roofline of a compiled program, the predicted latency
-next to the measured one, and ``benchmark``/``compare`` for any function or module."""
+next to the measured one, and ``compare`` for any two functions or modules
+(``benchmark`` is :func:`jaxcost.bench.timing.benchmark`, re-exported)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from typing import Any
 from jaxcost.bench.kernels import class_flops
 from jaxcost.bench.peaks import DevicePeaks, get_peaks
 from jaxcost.bench.roofline import Roofline, roofline
-from jaxcost.bench.timing import BenchmarkResult
-from jaxcost.bench.timing import benchmark as _benchmark
-from jaxcost.trace import make_target
+from jaxcost.bench.timing import BenchmarkResult, benchmark
 
 # Per-kernel dispatch cost used for GPU predictions (typical CUDA launch latency).
 GPU_LAUNCH_OVERHEAD_S = 4e-6
@@ -66,22 +65,6 @@ class Prediction:
     def ratio(self) -> float:
         """predicted / measured (1.0 = perfect; < 1 means the roofline is optimistic)."""
         return self.predicted_s / self.measured_s if self.measured_s else float("nan")
-
-
-def benchmark(fn, *args, backend: str | None = None, compiler_options: dict | None = None,
-              static_argnums=(), params_argnums=(), batch_size: int | None = None,
-              **kwargs: Any) -> BenchmarkResult:
-    """Time ``fn(*args)`` on ``backend``: ``fn`` may be a function, an ``nnx.Module``
-    or a linen ``Module`` (as for :func:`jaxcost.analyze`). Abstract arguments and
-    parameters are materialised as ones/zeros on the device for timing only.
-    ``kwargs`` go to :func:`jaxcost.bench.timing.benchmark` (time_budget_s, warmup ...)."""
-    target = make_target(fn, args, {}, static_argnums=static_argnums, params_argnums=params_argnums)
-    if batch_size is None:
-        data = [a for i, a in enumerate(target.args) if i not in target.param_argnums]
-        shapes = [getattr(a, "shape", ()) for a in data]
-        batch_size = shapes[0][0] if shapes and shapes[0] else None
-    return _benchmark(target.fn, *target.args, backend=backend, compiler_options=compiler_options,
-                      static_argnums=target.static_argnums, batch_size=batch_size, **kwargs)
 
 
 @dataclasses.dataclass

@@ -97,17 +97,17 @@ def hfu(compiler_flops: float, seconds: float, peaks: DevicePeaks, dtype: str = 
 
 
 def plot_roofline(roofline: Roofline, path: str | None = None,
-                  measured: Sequence[tuple[str, float, float]] | dict[str, float] | None = None) -> Any:
+                  measured: Sequence[tuple[str, float, float]] | dict[str, float] | None = None,
+                  label_top: int = 8) -> Any:
     """Log-log roofline plot; returns the matplotlib Figure, saves a PNG if ``path``.
 
-    Kernels are drawn at (intensity, attainable FLOP/s) with marker area
-    proportional to their predicted time. ``measured`` optionally gives
-    seconds per kernel name (a dict) or ``(name, flops, seconds)`` triples;
-    those are drawn at their achieved FLOP/s.
+    Kernels are drawn at (intensity, the FLOP/s the prediction assumes for them:
+    flops / predicted time) -- on the roof, or below it when their kernel class
+    runs slower than the peak -- with marker area proportional to their predicted
+    time; the ``label_top`` slowest are named. ``measured`` optionally gives
+    seconds per kernel name (a dict) or ``(name, flops, seconds)`` triples; those
+    are drawn at their achieved FLOP/s. The pyplot backend is left as it is.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -122,12 +122,17 @@ def plot_roofline(roofline: Roofline, path: str | None = None,
                label=f"ridge {roofline.ridge_intensity:.1f} FLOP/B")
     if roofline.points:
         tmax = max(p.time_s for p in roofline.points) or 1.0
+        named = {id(p) for p in sorted(roofline.points, key=lambda p: -p.time_s)[:label_top]}
         for p in roofline.points:
             x = p.intensity if np.isfinite(p.intensity) else hi
-            y = min(peak, bw * x)
+            busy = p.time_s - roofline.launch_overhead_s
+            y = p.flops / busy if p.flops > 0 and busy > 0 else min(peak, bw * x)
             ax.scatter([x], [y], s=20 + 400 * p.time_s / tmax, alpha=0.6,
                        color="tab:red" if p.bound == "memory" else "tab:blue")
-            ax.annotate(p.name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            if id(p) in named:
+                ax.annotate(p.name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.scatter([], [], color="tab:blue", alpha=0.6, label="compute-bound kernel (predicted)")
+    ax.scatter([], [], color="tab:red", alpha=0.6, label="memory-bound kernel (predicted)")
     if measured:
         by_name = {p.name: p for p in roofline.points}
         triples = ([(n, by_name[n].flops, s) for n, s in measured.items() if n in by_name]

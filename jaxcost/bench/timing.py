@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxcost.bench.stats import TimingStats
+from jaxcost.trace import make_target
 
 #: Compiler-option sets worth comparing, per platform. Each set is passed as
 #: ``Lowered.compile(compiler_options=...)``. All CPU sets were checked to be
@@ -104,6 +105,16 @@ def _materialize(arg: Any, device: jax.Device) -> Any:
     return jax.tree.map(leaf, arg)
 
 
+def _is_module(fn) -> bool:
+    from flax import nnx
+
+    try:
+        from flax import linen
+    except ImportError:  # pragma: no cover - linen ships with flax
+        linen = None
+    return isinstance(fn, nnx.Module) or (linen is not None and isinstance(fn, linen.Module))
+
+
 def benchmark(
     fn: Callable[..., Any],
     *args: Any,
@@ -119,11 +130,22 @@ def benchmark(
 ) -> BenchmarkResult:
     """Time ``fn(*args)`` compiled for ``backend`` (default: JAX's default).
 
+    ``fn`` may be a function or an ``nnx.Module`` / linen ``Module`` (as for
+    :func:`jaxcost.analyze`; abstract parameters and inputs are materialised as
+    ones/zeros on the device, for timing only). ``batch_size`` (for items/s)
+    defaults to the leading dimension of a module's first input.
     Raises whatever lowering, compiling or running raises; ``sweep`` is the
     variant that records failures instead.
     """
     if min_repeats < 1 or max_repeats < min_repeats:
         raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats}, {max_repeats}")
+    if _is_module(fn):
+        target = make_target(fn, args, {})
+        fn, args, static_argnums = target.fn, target.args, target.static_argnums
+        if batch_size is None:
+            data = [a for i, a in enumerate(args) if i not in target.param_argnums]
+            shape = getattr(data[0], "shape", ()) if data else ()
+            batch_size = shape[0] if shape else None
     device = jax.devices(backend)[0]
     static = {static_argnums} if isinstance(static_argnums, int) else set(static_argnums)
     placed = tuple(a if i in static else _materialize(a, device) for i, a in enumerate(args))
@@ -186,7 +208,8 @@ def sweep(
     quiet: bool = False,
     **benchmark_kwargs: Any,
 ) -> list[BenchmarkResult]:
-    """Benchmark ``fn(*make_args(b))`` for each batch size, backend and option set.
+    """Benchmark ``fn(*make_args(b))`` for each batch size, backend and option set
+    (``fn`` a function or a Flax module, as for :func:`benchmark`).
 
     ``backends`` defaults to every present backend; an absent one (its
     ``jax.devices`` raises) is skipped. ``option_sets`` maps a name to a
