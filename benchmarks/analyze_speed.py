@@ -12,6 +12,7 @@ Writes benchmarks/results/analyze_speed.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -48,13 +49,14 @@ def speed(name: str, batch: int, repeats: int) -> dict:
     model = models.build_abstract(name)
     x = jax.ShapeDtypeStruct((batch, *models.input_shape(name)), jnp.float32)
     jaxcost.analyze(model, x)  # warm imports and caches once
-    bare, full, fast, theory = [], [], [], []
+    bare, full, fast, theory, parts = [], [], [], [], []
     for _ in range(repeats):
         lo, co = bare_compile(model, x)
         bare.append(lo + co)
         t0 = time.perf_counter()
         a = jaxcost.analyze(model, x)
         full.append(time.perf_counter() - t0)
+        parts.append(dataclasses.asdict(a.timings))
         t0 = time.perf_counter()
         jaxcost.analyze(model, x, compile=False)
         fast.append(time.perf_counter() - t0)
@@ -65,7 +67,8 @@ def speed(name: str, batch: int, repeats: int) -> dict:
             "bare_lower_compile_s": min(bare), "analyze_s": min(full),
             "analyze_no_compile_s": min(fast), "analyze_theory_s": min(theory),
             "target_theory_s": 0.5, "ratio": min(full) / min(bare),
-            "target_ratio": 1.3, "flops": a.compiler.flops, "params": a.params}
+            "target_ratio": 1.3, "flops": a.compiler.flops, "params": a.params,
+            "analyze_parts_fastest_run": min(parts, key=lambda p: p["analyze_s"])}
 
 
 _RSS_CHILD = r"""

@@ -1,4 +1,5 @@
-"""Measure this machine's CPU peaks (matmul FLOP/s, STREAM bandwidth).
+"""Measure this machine's CPU peaks (matmul FLOP/s, STREAM bandwidth, the effective FLOP/s
+of each convolution class and the fixed cost per kernel).
 
 Writes benchmarks/results/peaks_cpu.json. Run: python benchmarks/peaks_cpu.py
 """
@@ -32,6 +33,9 @@ def main() -> None:
         json.dump(record, f, indent=2)
     print(f"fp32 matmul: {peaks.flops_per_s['float32'] / 1e9:.1f} GFLOP/s")
     print(f"bandwidth:   {peaks.bandwidth_bytes_per_s / 1e9:.2f} GB/s")
+    for cls, rate in peaks.kernel_flops_per_s.items():
+        print(f"{cls:10s}   {rate / 1e9:.2f} GFLOP/s ({rate / peaks.flops_per_s['float32']:.1%} of the matmul peak)")
+    print(f"per kernel:  {peaks.kernel_overhead_s * 1e6:.2f} us")
     print(f"({peaks.notes}) -> {OUT}")
 
 

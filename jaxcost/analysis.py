@@ -38,9 +38,16 @@ class LayerRow:
 
 @dataclasses.dataclass
 class Timings:
+    """Where analyze() spent its time. The unoptimized module is priced and the jaxpr
+    walked (``background_s``) while XLA compiles; ``waited_s`` is how long analyze()
+    then waited for that work; ``price_s`` prices the optimized module."""
+
     trace_s: float = 0.0
     lower_s: float = 0.0
     compile_s: float = 0.0
+    background_s: float = 0.0
+    waited_s: float = 0.0
+    price_s: float = 0.0
     analyze_s: float = 0.0
 
 
@@ -226,9 +233,16 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
         compiled = None
         # XLA compiles without the GIL: price the lowered module and walk the jaxpr meanwhile.
         theory_warnings: list[str] = []
+
+        def background():
+            t = time.perf_counter()
+            unopt = _unoptimized(lowered)
+            th = _theory(traced, target, theory_warnings) if theory else None
+            timings.background_s = time.perf_counter() - t
+            return unopt, th
+
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            unopt_future = pool.submit(_unoptimized, lowered)
-            theory_future = pool.submit(_theory, traced, target, theory_warnings) if theory else None
+            future = pool.submit(background)
             if compile:
                 t0 = time.perf_counter()
                 try:
@@ -237,13 +251,17 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
                 except Exception as e:
                     raise AnalysisError(f"cannot compile {name}: {type(e).__name__}: {e}") from e
                 timings.compile_s = time.perf_counter() - t0
-            unopt, compiler_unopt = unopt_future.result()
+            t0 = time.perf_counter()
+            (unopt, compiler_unopt), theory_result = future.result()
+            timings.waited_s = time.perf_counter() - t0
 
     opt = None
     compiler_opt = CostTotals(None, None, None, available=False)
     memory = MemoryStats()
     if compiled is not None:
+        t0 = time.perf_counter()
         opt = price_module(compiled.as_text(), parameter_layers(target.params_by_layer))
+        timings.price_s = time.perf_counter() - t0
         compiler_opt = CostTotals.from_xla(compiled.cost_analysis())
         try:
             memory = MemoryStats.from_xla(compiled.memory_analysis())
@@ -267,7 +285,6 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
     priced = opt or unopt
     corrected = correct(priced.module.entry, priced.model)
 
-    theory_result = theory_future.result() if theory_future is not None else None
     warnings.extend(theory_warnings)
 
     analysis = Analysis(

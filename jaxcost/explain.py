@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
+from jaxcost.compiler.corrections import trip_count
 from jaxcost.layers import split_op_name
 
 CONTRACTIONS = ("conv_general_dilated", "dot_general")
@@ -106,26 +107,6 @@ _OPCODE_PRIMITIVE = {
     "multiply": "mul", "divide": "div", "maximum": "max", "minimum": "min", "reduce": "reduce_sum",
     "reduce-window": "reduce_window_sum", "negate": "neg", "exponential": "exp",
 }
-
-
-def trip_count(inst) -> int:
-    """A while loop's trip count: XLA's ``known_trip_count`` when the optimizer recorded it;
-    in a lowered module, the bound of a ``counter < constant`` condition (scan and
-    fori_loop count from 0 in steps of 1); else 1."""
-    n = inst.backend_config.get("known_trip_count", {}).get("n")
-    if n is not None:
-        return int(n)
-    cond = inst.called_by("condition")
-    if cond is not None:
-        root = cond.root
-        if root.opcode == "compare" and "direction=LT" in ",".join(f"{k}={v}" for k, v in root.attrs.items()):
-            bound = root.operands[1] if len(root.operands) > 1 else None
-            if bound is not None and bound.opcode == "constant":
-                try:
-                    return int(bound.attrs.get("_literal", "1"))
-                except ValueError:
-                    pass
-    return 1
 
 
 def _primitive_flops(module) -> dict[str, float]:

@@ -86,10 +86,11 @@ def named_module_scopes(root: nnx.Module, failures: list | None = None):
     ``jax.named_scope`` so its HLO carries the module path (``layer1/0/conv1``),
     as linen does by itself. ``__call__`` of the classes involved is wrapped; a
     call nested in its parent's call opens only the remaining part of its path."""
-    paths = {id(m): "/".join(map(str, p)) for p, m in nnx.iter_modules(root) if p}
+    modules = list(nnx.iter_modules(root))  # one walk of the graph (it is the slow part)
+    paths = {id(m): "/".join(map(str, p)) for p, m in modules if p}
     active: list[str] = []
     saved = {}
-    for cls in {type(m) for _, m in nnx.iter_modules(root)}:
+    for cls in {type(m) for _, m in modules}:
         original = cls.__dict__.get("__call__")
         if original is None:
             continue
@@ -131,7 +132,7 @@ def describe_expectation(path: str, m) -> str:
 
 def _nnx_target(module: nnx.Module, args: tuple, kwargs: dict) -> Target:
     graphdef, state = nnx.split(module)
-    params = nnx.state(module, nnx.Param)
+    params = nnx.filter_state(state, nnx.Param)
     failures: list = []
 
     def run(state, *a):

@@ -206,10 +206,10 @@ def test_peaks_cache(tmp_path, monkeypatch):
     assert get_peaks() == p2
     data = json.loads((tmp_path / "peaks.json").read_text())
     assert list(data) == ["cpu:cpu"]
-    # an entry written before kernel classes existed is measured again (if allowed)
-    del data["cpu:cpu"]["kernel_flops_per_s"]
+    # an entry written before the kernel table existed is measured again (if allowed)
+    del data["cpu:cpu"]["kernel_table"]
     (tmp_path / "peaks.json").write_text(json.dumps(data))
-    assert get_peaks(measure=False).kernel_flops_per_s == {} and len(calls) == 2
+    assert get_peaks(measure=False).kernel_table == [] and len(calls) == 2
     assert get_peaks().flops_per_s["float32"] == 3e11 and len(calls) == 3
 
 
@@ -230,7 +230,9 @@ def test_sweep_takes_modules():
 def test_measure_peaks_tiny():
     p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
     assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0
-    assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise"}
+    assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise", "dot"}
+    assert {r[0] for r in p.kernel_table} == set(p.kernel_flops_per_s)
+    assert all(r[4] == pytest.approx(r[5] / r[6]) for r in p.kernel_table)
     assert all(r > 0 for r in p.kernel_flops_per_s.values()) and 0 < p.kernel_overhead_s < 1e-3
 
 

@@ -148,3 +148,25 @@ ENTRY e {
 """
     convs = [i for i in parse_module(text).entry.instructions if i.opcode == "convolution"]
     assert [conv_class(i) for i in convs] == ["conv1x1", "grouped", "depthwise", "conv"]
+
+
+def test_program_roofline_runs_loop_bodies_trip_count_times():
+    def rnn(x, w):
+        def step(h, _):
+            return jnp.tanh(h @ w + x), None
+
+        return jax.lax.scan(step, x, None, length=10)[0]
+
+    s = jax.ShapeDtypeStruct((8, 64), jnp.float32)
+    a = jaxcost.analyze(rnn, s, jax.ShapeDtypeStruct((64, 64), jnp.float32), theory=False)
+    peaks = DevicePeaks("toy", "cpu", {"float32": 100e9}, 10e9, "measured", "", {}, 1e-6)
+    r = jaxcost.program_roofline(a, peaks)
+    (loop,) = [op for op in a.ops if op.opcode == "while"]
+    (point,) = [p for p in r.points if p.name == loop.name]
+    body = loop.instruction.called_by("body")
+    kernels = sum(i.opcode not in ("parameter", "constant", "get-tuple-element", "tuple", "bitcast")
+                  for i in body.instructions)
+    assert point.flops == 10 * (loop.flops + loop.transcendentals)
+    assert point.bytes == 10 * loop.bytes_accessed
+    assert point.time_s == pytest.approx(
+        10 * max((loop.flops + loop.transcendentals) / 100e9, loop.bytes_accessed / 10e9) + 10 * kernels * 1e-6)

@@ -125,13 +125,17 @@ def _cmd_peaks(args, usage_error) -> int:
     from jaxcost.bench import PUBLISHED_PEAKS, get_peaks
 
     t = Table(title="Device peaks")
-    for col in ("device", "source", "FLOP/s by dtype", "bandwidth", "ridge (FLOP/B)"):
+    for col in ("device", "source", "FLOP/s by dtype", "bandwidth", "ridge (FLOP/B)",
+                "float32 FLOP/s by kernel class", "per kernel"):
         t.add_column(col)
 
     def add(p):
         flops = ", ".join(f"{k} {v / 1e12:.3g} T" for k, v in p.flops_per_s.items())
         ridge = max(p.flops_per_s.values()) / p.bandwidth_bytes_per_s
-        t.add_row(p.device_kind, p.source, flops, f"{p.bandwidth_bytes_per_s / 1e9:.1f} GB/s", f"{ridge:.1f}")
+        classes = ", ".join(f"{k} {v / 1e9:.3g} G" for k, v in p.kernel_flops_per_s.items()) or "-"
+        overhead = f"{p.kernel_overhead_s * 1e6:.2f} us" if p.kernel_overhead_s is not None else "-"
+        t.add_row(p.device_kind, p.source, flops, f"{p.bandwidth_bytes_per_s / 1e9:.1f} GB/s", f"{ridge:.1f}",
+                  classes, overhead)
 
     if args.published:
         for _patterns, p in PUBLISHED_PEAKS:

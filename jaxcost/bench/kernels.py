@@ -1,11 +1,12 @@
 """Kernel classes: what kind of compute an op of the optimized HLO does, and how fast
-this device runs that kind.
+this device runs that kind of compute at that size.
 
 A roofline with one peak assumes every kernel reaches the matmul peak. Compilers do
-not get there on every kernel: on XLA:CPU (jax 0.10, 2 cores) a dense 3x3 conv runs
-near the matmul peak, a 1x1 conv at about half of it, a grouped conv lower still and a
-depthwise conv at under 1 % of it -- so a roofline with one peak predicts MobileNet
-ten times too fast. Each convolution and dot (fusions included) is classified:
+not get there on every kernel: on XLA:CPU (jax 0.10, 2 cores) a 3x3 conv with 128
+output channels runs near the matmul peak, one with 32 at half of it, a grouped conv
+at a tenth and a depthwise conv at under 1 % -- so a roofline with one peak predicts
+MobileNet ten times too fast. Each convolution and dot (fusions included) is
+classified:
 
     dot        dot / matmul
     conv       convolution, one feature group, spatial window larger than 1x1
@@ -14,17 +15,23 @@ ten times too fast. Each convolution and dot (fusions included) is classified:
     depthwise  convolution, one input channel per group
     other      the rest of the op's flops and transcendentals (elementwise, reductions)
 
-and :func:`measure_kernel_rates` times one representative kernel per class on the
-device: its *effective* FLOP/s (XLA's flop count / best time) is that class's roof.
-``measure_dispatch_overhead`` times a chain of tiny unfusable kernels: the fixed cost
-per kernel (thunk dispatch on CPU, launch on GPU).
+and sized as the matrix product it implements, ``(M, K, N)``: M output positions
+(batch x output pixels, or the dot's rows and batch), K the reduction length
+(taps x input channels per group), N output channels per group (or columns).
+:func:`measure_kernel_table` times representative kernels of each class on the
+device; a kernel's rate is that of the calibration kernel of its class nearest to it
+in ``(log M, log K, log N)``, and each class's time-weighted rate (total flops / total
+time) stands in when no table exists. ``other`` runs at the matmul peak: those
+kernels are memory bound. :func:`measure_dispatch_overhead` times a chain of tiny
+unfusable kernels: the fixed cost per kernel (thunk dispatch on CPU, launch on GPU).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -35,6 +42,8 @@ from jaxcost.compiler.rules import conv_dims
 from jaxcost.compiler.totals import CostTotals
 
 CLASSES = ("dot", "conv", "conv1x1", "grouped", "depthwise", "other")
+# Instructions that launch no kernel of their own.
+NO_KERNEL = frozenset({"parameter", "constant", "get-tuple-element", "tuple", "bitcast"})
 
 
 def conv_class(inst: Instruction) -> str:
@@ -47,6 +56,22 @@ def conv_class(inst: Instruction) -> str:
     return "conv1x1" if all(w.size == 1 for w in inst.window) else "conv"
 
 
+def gemm_dims(inst: Instruction) -> tuple[int, int, int]:
+    """``(M, K, N)`` of the matrix product a ``convolution`` or ``dot`` implements."""
+    out = inst.shape
+    if inst.opcode == "dot":
+        lhs, rhs = inst.operands[0].shape, inst.operands[1].shape
+        k = math.prod(lhs.dims[d] for d in inst.int_list("lhs_contracting_dims"))
+        skip = set(inst.int_list("rhs_contracting_dims")) | set(inst.int_list("rhs_batch_dims"))
+        n = math.prod(s for d, s in enumerate(rhs.dims) if d not in skip)
+        return max(out.elements // max(n, 1), 1), k, n
+    d = conv_dims(inst.dim_labels)
+    rhs = inst.operands[1].shape
+    n = out.dims[d.out_feature] // inst.feature_group_count
+    k = math.prod(rhs.dims[i] for i in d.rhs_spatial) * rhs.dims[d.rhs_in]
+    return out.elements // max(out.dims[d.out_feature], 1), k, n
+
+
 def _leaves(inst: Instruction):
     """``inst`` itself, or every instruction inside the computations it calls."""
     if not inst.called:
@@ -57,28 +82,49 @@ def _leaves(inst: Instruction):
             yield from _leaves(sub)
 
 
-def class_flops(op) -> dict[str, float]:
-    """Split an op's flops (+ transcendentals) among the kernel classes.
+def class_work(op) -> list[tuple[str, float, tuple[int, int, int] | None]]:
+    """An op's flops (+ transcendentals) as ``(class, flops, (M, K, N) or None)`` items.
 
-    ``op`` is a :class:`jaxcost.compiler.ops.Op`; convolutions and dots are found
-    in its instruction or the computations it calls, their flops taken from the
-    op's priced inner instructions (by name); the remainder is ``other``.
+    ``op`` is a :class:`jaxcost.compiler.ops.Op`; convolutions and dots are found in
+    its instruction or the computations it calls, their flops taken from the op's
+    priced inner instructions (by name); the remainder is one ``other`` item.
     """
     total = max(op.flops, 0.0) + max(op.transcendentals, 0.0)
     inst = op.instruction
     if inst is None:
-        return {"other": total}
+        return [("other", total, None)]
     inner = {i.name: i.flops for i in op.inner} if op.inner else {inst.name: op.flops}
-    split: dict[str, float] = {}
+    work = []
     for leaf in _leaves(inst):
-        if leaf.opcode not in ("convolution", "dot") or leaf.name not in inner:
-            continue
-        cls = "dot" if leaf.opcode == "dot" else conv_class(leaf)
-        split[cls] = split.get(cls, 0.0) + inner[leaf.name]
-    rest = total - sum(split.values())
-    if rest > 0 or not split:
-        split["other"] = max(rest, 0.0)
+        if leaf.opcode in ("convolution", "dot") and leaf.name in inner:
+            cls = "dot" if leaf.opcode == "dot" else conv_class(leaf)
+            work.append((cls, inner[leaf.name], gemm_dims(leaf)))
+    rest = total - sum(f for _, f, _ in work)
+    if rest > 0 or not work:
+        work.append(("other", max(rest, 0.0), None))
+    return work
+
+
+def class_flops(op) -> dict[str, float]:
+    """:func:`class_work` summed per class."""
+    split: dict[str, float] = {}
+    for cls, flops, _ in class_work(op):
+        split[cls] = split.get(cls, 0.0) + flops
     return split
+
+
+def kernel_rate(cls: str, mkn: tuple[int, int, int] | None, table: Sequence[Sequence],
+                class_rates: dict[str, float], peak: float) -> float:
+    """FLOP/s of a ``cls`` kernel of size ``mkn``: the nearest calibration kernel of its
+    class in ``(log M, log K, log N)`` (``table`` rows: class, M, K, N, FLOP/s), else
+    the class rate, else ``peak``."""
+    if mkn is not None:
+        rows = [r for r in table if r[0] == cls]
+        if rows:
+            logs = [math.log(max(v, 1)) for v in mkn]
+            return min(rows, key=lambda r: sum((math.log(max(v, 1)) - x) ** 2
+                                               for v, x in zip(r[1:4], logs)))[4]
+    return class_rates.get(cls, peak)
 
 
 # ---------------------------------------------------------------- calibration
@@ -88,14 +134,33 @@ def _conv(x, w, groups):
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-# Representative float32 kernels, shapes of mid-network CNN layers at batch 8:
-# (input NHWC, kernel HWIO, feature groups).
-CALIBRATION_SHAPES: dict[str, tuple[tuple[int, ...], tuple[int, ...], int]] = {
-    "conv": ((8, 28, 28, 128), (3, 3, 128, 128), 1),
-    "conv1x1": ((8, 28, 28, 256), (1, 1, 256, 256), 1),
-    "grouped": ((8, 28, 28, 240), (1, 1, 80, 240), 3),
-    "depthwise": ((8, 56, 56, 128), (3, 3, 1, 128), 128),
+# Representative float32 kernels: layer shapes of the reference CNNs at batch 8, from
+# early (large maps, few channels) to late (small maps, many channels), narrow (32
+# outputs, DenseNet's growth) to wide. Entries: (input NHWC, kernel HWIO, feature groups).
+CALIBRATION_SHAPES: dict[str, tuple[tuple[tuple[int, ...], tuple[int, ...], int], ...]] = {
+    "conv": (((8, 56, 56, 64), (3, 3, 64, 64), 1), ((8, 28, 28, 128), (3, 3, 128, 128), 1),
+             ((8, 14, 14, 256), (3, 3, 256, 256), 1), ((8, 7, 7, 512), (3, 3, 512, 512), 1),
+             ((8, 28, 28, 128), (3, 3, 128, 32), 1), ((8, 35, 35, 64), (3, 3, 64, 96), 1),
+             ((8, 112, 112, 3), (7, 7, 3, 64), 1), ((8, 17, 17, 192), (7, 1, 192, 192), 1),
+             ((8, 28, 28, 64), (3, 3, 64, 64), 1)),
+    "conv1x1": (((8, 56, 56, 64), (1, 1, 64, 256), 1), ((8, 28, 28, 512), (1, 1, 512, 128), 1),
+                ((8, 14, 14, 256), (1, 1, 256, 1024), 1), ((8, 7, 7, 2048), (1, 1, 2048, 512), 1),
+                ((8, 56, 56, 64), (1, 1, 64, 64), 1), ((8, 17, 17, 768), (1, 1, 768, 192), 1),
+                ((8, 28, 28, 32), (1, 1, 32, 192), 1)),
+    "grouped": (((8, 28, 28, 240), (1, 1, 80, 240), 3), ((8, 28, 28, 128), (3, 3, 16, 128), 8),
+                ((8, 14, 14, 512), (3, 3, 32, 512), 16), ((8, 16, 16, 576), (3, 3, 9, 64), 64)),
+    "depthwise": (((8, 112, 112, 32), (3, 3, 1, 32), 32), ((8, 56, 56, 128), (3, 3, 1, 128), 128),
+                  ((8, 14, 14, 512), (3, 3, 1, 512), 512), ((8, 7, 7, 960), (3, 3, 1, 960), 960)),
 }
+
+# Representative float32 matmuls at batch 8: ViT-B/16 (197 tokens, width 768, MLP 3072,
+# 12 heads of 64), a transformer's 128-token batch and a classifier head.
+# Entries: (lhs, rhs) shapes, batch dimensions leading.
+DOT_CALIBRATION_SHAPES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
+    ((1576, 768), (768, 2304)), ((1576, 768), (768, 3072)), ((1576, 3072), (3072, 768)),
+    ((96, 197, 64), (96, 64, 197)), ((96, 197, 197), (96, 197, 64)),
+    ((1024, 512), (512, 2048)), ((8, 4096), (4096, 4096)),
+)
 
 
 def _best(fn: Callable[[], Any], repeats: int) -> float:
@@ -108,21 +173,39 @@ def _best(fn: Callable[[], Any], repeats: int) -> float:
     return best
 
 
-def _xla_flops(compiled) -> float:
-    return CostTotals.from_xla(compiled.cost_analysis()).flops or 0.0
+def _time_kernel(fn, xs, ws, device, repeats) -> tuple[float, float, tuple[int, int, int]]:
+    """(XLA flops, best seconds, (M, K, N)) of ``fn(x, w)`` on arrays of shapes ``xs, ws``."""
+    x = jax.device_put(jnp.linspace(-1.0, 1.0, math.prod(xs), dtype=jnp.float32).reshape(xs), device)
+    w = jax.device_put(jnp.full(ws, 0.01, jnp.float32), device)
+    compiled = jax.jit(fn).lower(x, w).compile()
+    flops = CostTotals.from_xla(compiled.cost_analysis()).flops or 0.0
+    entry = parse_module(compiled.as_text()).entry
+    inner = [i for i in entry.instructions for i in _leaves(i) if i.opcode in ("convolution", "dot")]
+    mkn = gemm_dims(inner[0]) if inner else (1, 1, 1)
+    return flops, _best(lambda: compiled(x, w), repeats), mkn
 
 
-def measure_kernel_rates(device: jax.Device, repeats: int = 5) -> dict[str, float]:
-    """Effective float32 FLOP/s of each convolution class on ``device``: XLA's flops
-    of the representative kernel (:data:`CALIBRATION_SHAPES`) / its best time."""
-    rates = {}
-    for cls, (xs, ws, groups) in CALIBRATION_SHAPES.items():
-        x = jax.device_put(jnp.linspace(-1.0, 1.0, math.prod(xs), dtype=jnp.float32)
-                           .reshape(xs), device)
-        w = jax.device_put(jnp.full(ws, 0.01, jnp.float32), device)
-        compiled = jax.jit(_conv, static_argnums=2).lower(x, w, groups).compile()
-        rates[cls] = _xla_flops(compiled) / _best(lambda c=compiled, x=x, w=w: c(x, w), repeats)
-    return rates
+def measure_kernel_table(device: jax.Device, repeats: int = 3) -> list[list]:
+    """Time every :data:`CALIBRATION_SHAPES` and :data:`DOT_CALIBRATION_SHAPES` kernel on
+    ``device``: rows ``[class, M, K, N, FLOP/s, flops, seconds]`` (float32, XLA flops)."""
+    kernels = [(cls, functools.partial(_conv, groups=g), xs, ws)
+               for cls, shapes in CALIBRATION_SHAPES.items() for xs, ws, g in shapes]
+    kernels += [("dot", jnp.matmul, a, b) for a, b in DOT_CALIBRATION_SHAPES]
+    rows = []
+    for cls, fn, xs, ws in kernels:
+        flops, seconds, (m, k, n) = _time_kernel(fn, xs, ws, device, repeats)
+        rows.append([cls, m, k, n, flops / seconds, flops, seconds])
+    return rows
+
+
+def class_rates(table: Sequence[Sequence]) -> dict[str, float]:
+    """Each class's time-weighted rate over a :func:`measure_kernel_table` table."""
+    flops: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for cls, *_, f, s in table:
+        flops[cls] = flops.get(cls, 0.0) + f
+        seconds[cls] = seconds.get(cls, 0.0) + s
+    return {cls: flops[cls] / seconds[cls] for cls in flops}
 
 
 def measure_dispatch_overhead(device: jax.Device, n: int = 64, repeats: int = 5) -> float:
@@ -137,6 +220,5 @@ def measure_dispatch_overhead(device: jax.Device, n: int = 64, repeats: int = 5)
     x = jax.device_put(jnp.ones((4, 4), jnp.float32), device)
     compiled = jax.jit(chain).lower(x, x).compile()
     entry = parse_module(compiled.as_text()).entry
-    kernels = sum(i.opcode not in ("parameter", "constant", "get-tuple-element", "bitcast", "tuple")
-                  for i in entry.instructions)
+    kernels = sum(i.opcode not in NO_KERNEL for i in entry.instructions)
     return _best(lambda: compiled(x, x), repeats) / max(kernels, 1)

@@ -8,9 +8,9 @@
   copy-scale ``y = 2 x`` moves ``2 N`` elements (read + write), triad
   ``z = x + s y`` moves ``3 N``. Best of several runs, max over both kernels.
 
-- Kernel classes (:mod:`jaxcost.bench.kernels`): effective FLOP/s of a
-  representative dense, 1x1, grouped and depthwise convolution, and the fixed
-  cost per kernel (a chain of tiny unfusable kernels).
+- Kernel classes (:mod:`jaxcost.bench.kernels`): effective FLOP/s of
+  representative dense, 1x1, grouped and depthwise convolutions and matmuls,
+  and the fixed cost per kernel (a chain of tiny unfusable kernels).
 
 Results are cached per device in ``$JAXCOST_CACHE_DIR/peaks.json`` (default
 ``~/.cache/jaxcost/peaks.json``). ``get_peaks`` returns the cached numbers,
@@ -30,15 +30,17 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxcost.bench.kernels import measure_dispatch_overhead, measure_kernel_rates
+from jaxcost.bench.kernels import class_rates, measure_dispatch_overhead, measure_kernel_table
 
 
 @dataclasses.dataclass(frozen=True)
 class DevicePeaks:
     """Peak dense FLOP/s per dtype name and memory bandwidth of one device; when
     measured, also the effective float32 FLOP/s per kernel class
-    (``kernel_flops_per_s``, see :mod:`jaxcost.bench.kernels`) and the fixed
-    seconds per kernel (``kernel_overhead_s``)."""
+    (``kernel_flops_per_s``), the calibration kernels behind them
+    (``kernel_table``: class, M, K, N, FLOP/s, flops, seconds; see
+    :mod:`jaxcost.bench.kernels`) and the fixed seconds per kernel
+    (``kernel_overhead_s``)."""
 
     device_kind: str
     platform: str
@@ -48,6 +50,7 @@ class DevicePeaks:
     notes: str = ""
     kernel_flops_per_s: dict[str, float] = dataclasses.field(default_factory=dict)
     kernel_overhead_s: float | None = None
+    kernel_table: list[list] = dataclasses.field(default_factory=list)
 
     def peak_flops(self, dtype: str = "float32") -> float:
         try:
@@ -212,11 +215,11 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
         notes.append(f"{name} matmul n={n}")
     bw = measure_bandwidth(device, stream_elements, repeats)
     notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
-    rates = measure_kernel_rates(device, repeats)
+    table = measure_kernel_table(device)
     overhead = measure_dispatch_overhead(device, repeats=repeats)
-    notes.append("kernel classes: jaxcost.bench.kernels.CALIBRATION_SHAPES")
+    notes.append("kernel classes: jaxcost.bench.kernels.CALIBRATION_SHAPES, DOT_CALIBRATION_SHAPES")
     return DevicePeaks(device.device_kind, device.platform, flops, bw, "measured", "; ".join(notes),
-                       rates, overhead)
+                       class_rates(table), overhead, table)
 
 
 # ---------------------------------------------------------------- cache
@@ -260,8 +263,8 @@ def get_peaks(backend: str | None = None, measure: bool = True, refresh: bool = 
     key = _cache_key(device)
     if not refresh:
         cached = _read_cache().get(key)
-        # entries written before kernel classes existed are measured again
-        if cached is not None and ("kernel_flops_per_s" in cached or not measure):
+        # entries written before the kernel table existed are measured again
+        if cached is not None and ("kernel_table" in cached or not measure):
             return DevicePeaks.from_dict(cached)
     if measure:
         peaks = measure_peaks(backend)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from jaxcost.bench.kernels import class_flops
+from jaxcost.bench.kernels import NO_KERNEL, class_work, kernel_rate
 from jaxcost.bench.peaks import DevicePeaks, get_peaks
 from jaxcost.bench.roofline import Roofline, roofline
 from jaxcost.bench.timing import BenchmarkResult, benchmark
+from jaxcost.compiler.corrections import trip_count
 
 # Per-kernel dispatch cost used for GPU predictions (typical CUDA launch latency).
 GPU_LAUNCH_OVERHEAD_S = 4e-6
@@ -27,13 +28,15 @@ def _dtype_of(analysis) -> str:
 def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | None = None) -> Roofline:
     """Roofline of every top-level kernel of the optimized module: predicted time
     = sum of max(compute, bytes / bandwidth) + a fixed cost per kernel, where compute
-    is each kernel-class share of the flops at that class's measured rate
-    (``peaks.kernel_flops_per_s``: dense/1x1/grouped/depthwise conv; dots and the
-    rest at the dtype's peak) -- or flops / peak when the peaks carry no class rates
+    prices each convolution and dot at the measured rate of the calibration kernel of
+    its class nearest in size (``peaks.kernel_table``, else the class rate
+    ``peaks.kernel_flops_per_s``; see :mod:`jaxcost.bench.kernels`) and the rest at
+    the dtype's peak -- or flops / peak when the peaks carry no class rates
     (published peaks, other dtypes). The fixed cost is the measured
     ``peaks.kernel_overhead_s``, else a typical launch latency on GPU, else 0.
-    Transcendentals count as flops here. A custom call XLA could not price counts
-    zero flops (warned in the analysis)."""
+    A while loop counts its body trip-count times (XLA's ``known_trip_count``), each
+    kernel of the body launched each time. Transcendentals count as flops here. A
+    custom call XLA could not price counts zero flops (warned in the analysis)."""
     if not analysis.compiled:
         raise ValueError("a roofline needs the compiled module: analyze(..., compile=True)")
     peaks = peaks or get_peaks(analysis.backend, measure=analysis.backend == "cpu")
@@ -43,10 +46,18 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
     peak = peaks.peak_flops(dtype)
     rates = peaks.kernel_flops_per_s if dtype == "float32" else {}
     kernels = []
+    table = peaks.kernel_table if dtype == "float32" else []
     for op in analysis.ops:
-        split = class_flops(op)
-        compute_s = sum(f / rates.get(cls, peak) for cls, f in split.items())
-        kernels.append((op.name, sum(split.values()), max(op.bytes_accessed, 0.0), compute_s))
+        work = class_work(op)
+        compute_s = sum(f / kernel_rate(cls, mkn, table, rates, peak) for cls, f, mkn in work)
+        # XLA prices a while loop's body once: it runs trip-count times, each kernel of it
+        n, launches = 1, 1
+        if op.opcode == "while" and op.instruction is not None:
+            n = trip_count(op.instruction)
+            body = op.instruction.called_by("body")
+            launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
+        kernels.append((op.name, n * sum(f for _, f, _ in work), n * max(op.bytes_accessed, 0.0), n * compute_s,
+                        launches))
     overhead = peaks.kernel_overhead_s
     if overhead is None:
         overhead = GPU_LAUNCH_OVERHEAD_S if analysis.backend == "gpu" else 0.0

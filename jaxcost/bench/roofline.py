@@ -12,7 +12,9 @@ XLA's cost analysis, a profiler). For one kernel on a device with peak
 ``predicted_s`` of a Roofline is the sum over kernels (kernels run one after
 the other, each at its own roof). A kernel may bring its own compute time
 (``(name, flops, bytes, compute_s)``): its flops at the rates of its kernel
-classes (:mod:`jaxcost.bench.kernels`) rather than at the one peak.
+classes (:mod:`jaxcost.bench.kernels`) rather than at the one peak; and the
+number of launches it stands for (``(name, flops, bytes, compute_s, launches)``,
+a loop: each pays the launch overhead).
 """
 
 from __future__ import annotations
@@ -63,11 +65,13 @@ def roofline(kernels: Iterable[tuple], peaks: DevicePeaks,
     if peak <= 0 or bw <= 0:
         raise ValueError(f"peaks must be positive, got {peak} FLOP/s and {bw} B/s")
     points = []
-    for name, flops, nbytes, *compute_s in kernels:
-        t_c, t_m = (compute_s[0] if compute_s else flops / peak), nbytes / bw
+    for name, flops, nbytes, *extra in kernels:
+        t_c = extra[0] if extra and extra[0] is not None else flops / peak
+        t_m = nbytes / bw
+        launches = extra[1] if len(extra) > 1 else 1
         points.append(RooflinePoint(
             name=name, flops=float(flops), bytes=float(nbytes),
-            time_s=max(t_c, t_m) + launch_overhead_s,
+            time_s=max(t_c, t_m) + launches * launch_overhead_s,
             intensity=flops / nbytes if nbytes else float("inf"),
             bound="compute" if t_c >= t_m else "memory",
         ))

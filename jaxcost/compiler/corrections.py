@@ -114,3 +114,23 @@ def correct(entry: Computation, model: CostModel | None = None) -> Corrected:
     total = c.computation(entry)
     return Corrected(float(total.flops), float(total.transcendentals), float(total.bytes_accessed),
                      tuple(dict.fromkeys(c.reasons)))
+
+
+def trip_count(inst) -> int:
+    """A while loop's trip count: XLA's ``known_trip_count`` when the optimizer recorded it;
+    in a lowered module, the bound of a ``counter < constant`` condition (scan and
+    fori_loop count from 0 in steps of 1); else 1."""
+    n = inst.backend_config.get("known_trip_count", {}).get("n")
+    if n is not None:
+        return int(n)
+    cond = inst.called_by("condition")
+    if cond is not None:
+        root = cond.root
+        if root.opcode == "compare" and "direction=LT" in ",".join(f"{k}={v}" for k, v in root.attrs.items()):
+            bound = root.operands[1] if len(root.operands) > 1 else None
+            if bound is not None and bound.opcode == "constant":
+                try:
+                    return int(bound.attrs.get("_literal", "1"))
+                except ValueError:
+                    pass
+    return 1

@@ -12,7 +12,8 @@ JSON schema, version 1 (``schema_version``)::
                  "flops_unoptimized", "bytes_unoptimized", "fusions", "theory": {...} | null}],
      "ops": [{"name", "opcode", "shape", "fusion_kind", "flops", "transcendentals",
               "bytes_accessed", "layer", "direction", "layers"}],
-     "warnings": [...], "timings": {"trace_s", "lower_s", "compile_s", "analyze_s"}}
+     "warnings": [...], "timings": {"trace_s", "lower_s", "compile_s", "background_s", "waited_s",
+                                      "price_s", "analyze_s"}}
 """
 
 from __future__ import annotations
