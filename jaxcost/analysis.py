@@ -38,9 +38,10 @@ class LayerRow:
 
 @dataclasses.dataclass
 class Timings:
-    """Where analyze() spent its time. The unoptimized module is priced and the jaxpr
-    walked (``background_s``) while XLA compiles; ``waited_s`` is how long analyze()
-    then waited for that work; ``price_s`` prices the optimized module."""
+    """Where analyze() spent its time. XLA compiles in a worker thread (``compile_s``)
+    while the unoptimized module is priced and the jaxpr walked (``background_s``);
+    ``waited_s`` is how long analyze() then waited for the compiler; ``price_s``
+    prices the optimized module."""
 
     trace_s: float = 0.0
     lower_s: float = 0.0
@@ -231,29 +232,28 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
             raise AnalysisError(f"cannot lower {name}: {type(e).__name__}: {e}") from e
         timings.lower_s = time.perf_counter() - t0
         compiled = None
-        # XLA compiles without the GIL: price the lowered module and walk the jaxpr meanwhile.
-        theory_warnings: list[str] = []
-
-        def background():
+        # XLA compiles without the GIL: compile in a worker thread, and meanwhile price
+        # the lowered module and walk the jaxpr here.
+        def compile_():
             t = time.perf_counter()
-            unopt = _unoptimized(lowered)
-            th = _theory(traced, target, theory_warnings) if theory else None
-            timings.background_s = time.perf_counter() - t
-            return unopt, th
+            out = lowered.compile(compiler_options) if compiler_options else lowered.compile()
+            timings.compile_s = time.perf_counter() - t
+            return out
 
+        theory_warnings: list[str] = []
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(background)
-            if compile:
+            future = pool.submit(compile_) if compile else None
+            t0 = time.perf_counter()
+            unopt, compiler_unopt = _unoptimized(lowered)
+            theory_result = _theory(traced, target, theory_warnings) if theory else None
+            timings.background_s = time.perf_counter() - t0
+            if future is not None:
                 t0 = time.perf_counter()
                 try:
-                    compiled = (lowered.compile(compiler_options) if compiler_options
-                                else lowered.compile())
+                    compiled = future.result()
                 except Exception as e:
                     raise AnalysisError(f"cannot compile {name}: {type(e).__name__}: {e}") from e
-                timings.compile_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            (unopt, compiler_unopt), theory_result = future.result()
-            timings.waited_s = time.perf_counter() - t0
+                timings.waited_s = time.perf_counter() - t0
 
     opt = None
     compiler_opt = CostTotals(None, None, None, available=False)

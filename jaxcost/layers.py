@@ -11,6 +11,7 @@ marks the forward pass, ``transpose(...)`` the backward pass, and nested
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 
 FORWARD = "forward"
@@ -58,6 +59,7 @@ def _peel(segment: str, flags: set[str]) -> list[str]:
     return [p for s in _split_top(inner) for p in _peel(s, flags)]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def split_name_stack(stack: str) -> tuple[str, str]:
     """``(path, direction)`` of a name stack without the primitive name."""
     flags: set[str] = set()
@@ -65,6 +67,7 @@ def split_name_stack(stack: str) -> tuple[str, str]:
     return "/".join(parts), BACKWARD if "transpose" in flags else FORWARD
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def split_op_name(op_name: str) -> OpName:
     """Split an HLO ``op_name`` (or ``name_stack/primitive``) into its parts.
 

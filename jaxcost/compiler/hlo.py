@@ -99,7 +99,7 @@ class Instruction:
     called: list[Computation] = dataclasses.field(default_factory=list, repr=False)
 
     # -- typed views of common attributes ------------------------------------------------
-    @property
+    @cached_property
     def op_name(self) -> str:
         meta = self.attrs.get("metadata", "")
         m = re.search(r'op_name="((?:[^"\\]|\\.)*)"', meta)
