@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import functools
 import math
-import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 
+from jaxcost.bench.stats import best_time
 from jaxcost.compiler.hlo import Instruction, parse_module
 from jaxcost.compiler.rules import conv_dims
 from jaxcost.compiler.totals import CostTotals
@@ -163,16 +162,6 @@ DOT_CALIBRATION_SHAPES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
 )
 
 
-def _best(fn: Callable[[], Any], repeats: int) -> float:
-    jax.block_until_ready(fn())  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def _time_kernel(fn, xs, ws, device, repeats) -> tuple[float, float, tuple[int, int, int]]:
     """(XLA flops, best seconds, (M, K, N)) of ``fn(x, w)`` on arrays of shapes ``xs, ws``."""
     x = jax.device_put(jnp.linspace(-1.0, 1.0, math.prod(xs), dtype=jnp.float32).reshape(xs), device)
@@ -182,7 +171,7 @@ def _time_kernel(fn, xs, ws, device, repeats) -> tuple[float, float, tuple[int, 
     entry = parse_module(compiled.as_text()).entry
     inner = [i for i in entry.instructions for i in _leaves(i) if i.opcode in ("convolution", "dot")]
     mkn = gemm_dims(inner[0]) if inner else (1, 1, 1)
-    return flops, _best(lambda: compiled(x, w), repeats), mkn
+    return flops, best_time(lambda: compiled(x, w), repeats), mkn
 
 
 def measure_kernel_table(device: jax.Device, repeats: int = 3) -> list[list]:
@@ -221,4 +210,4 @@ def measure_dispatch_overhead(device: jax.Device, n: int = 64, repeats: int = 5)
     compiled = jax.jit(chain).lower(x, x).compile()
     entry = parse_module(compiled.as_text()).entry
     kernels = sum(i.opcode not in NO_KERNEL for i in entry.instructions)
-    return _best(lambda: compiled(x, x), repeats) / max(kernels, 1)
+    return best_time(lambda: compiled(x, x), repeats) / max(kernels, 1)

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcost.bench.kernels import class_rates, measure_dispatch_overhead, measure_kernel_table
+from jaxcost.bench.stats import best_time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,16 +137,6 @@ def published_peaks(device_kind: str) -> DevicePeaks | None:
 
 # ---------------------------------------------------------------- measuring
 
-def _best_time(fn: Callable[[], Any], repeats: int) -> float:
-    jax.block_until_ready(fn())  # warm-up (and compile)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 def measure_matmul_flops(device: jax.Device, dtype: str = "float32",
                          sizes: Sequence[int] | None = None, repeats: int = 5,
                          target_s: float = 0.05) -> tuple[float, int]:
@@ -159,7 +150,7 @@ def measure_matmul_flops(device: jax.Device, dtype: str = "float32",
     def rate(n: int) -> tuple[float, float]:
         a = jax.device_put(jnp.ones((n, n), dtype), device)
         b = jax.device_put(jnp.ones((n, n), dtype), device)
-        t = _best_time(lambda: mm(a, b), repeats)
+        t = best_time(lambda: mm(a, b), repeats)
         return 2.0 * n**3 / t, t
 
     if sizes is not None:

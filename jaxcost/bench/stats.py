@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Sequence
+
+import jax
 
 
 def _quantile(sorted_xs: Sequence[float], q: float) -> float:
@@ -60,3 +63,15 @@ class TimingStats:
 
     def to_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
+
+
+def best_time(fn, repeats: int) -> float:
+    """Fastest of ``repeats`` timed calls of ``fn()`` (blocked until ready), after one
+    warm-up call (which compiles): the least noisy estimate of a kernel's time."""
+    jax.block_until_ready(fn())
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t)
+    return best
