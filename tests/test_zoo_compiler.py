@@ -48,6 +48,9 @@ def test_ops_reproduce_xla_totals(name):
         exact = sum(op.flops for op in module.ops)
         assert exact == module.total.flops
         assert abs(exact - xla.flops) <= module.rounding_bound(xla.flops)
+        # summed XLA's way (float32, post order), the per-op figures give XLA's totals bit for bit
+        assert module.xla_total.flops == xla.flops
+        assert module.xla_total.transcendentals == xla.transcendentals
         trans = sum(op.transcendentals for op in module.ops)
         assert abs(trans - xla.transcendentals) <= module.rounding_bound(xla.transcendentals)
         assert sum(op.bytes_accessed for op in module.ops) == pytest.approx(xla.bytes_accessed, rel=5e-3)
