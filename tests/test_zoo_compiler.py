@@ -21,7 +21,7 @@ import models
 
 
 def _selection() -> list[str]:
-    """Every model with JAXCOST_FULL_ZOO=1 (benchmarks/zoo_compiler_check.py records that run);
+    """Every model with JAXCOST_FULL_ZOO=1 (benchmarks/results/zoo_compiler_check.md records that run);
     otherwise the smallest model of each family and every model under 8 M parameters,
     to keep CI within its budget."""
     if os.environ.get("JAXCOST_FULL_ZOO"):
