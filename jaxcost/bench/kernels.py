@@ -133,9 +133,12 @@ def _conv(x, w, groups):
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-# Representative float32 kernels: layer shapes of the reference CNNs at batch 8, from
-# early (large maps, few channels) to late (small maps, many channels), narrow (32
-# outputs, DenseNet's growth) to wide. Entries: (input NHWC, kernel HWIO, feature groups).
+# Representative float32 kernels: layer shapes of the reference CNNs, from early (large
+# maps, few channels) to late (small maps, many channels), narrow (32 outputs, DenseNet's
+# growth) to wide; each is timed at every batch of CALIBRATION_BATCHES (small batches
+# are not just smaller: XLA:CPU's kernels reach other rates on them).
+# Entries: (input NHWC at batch 8, kernel HWIO, feature groups).
+CALIBRATION_BATCHES = (8, 1)
 CALIBRATION_SHAPES: dict[str, tuple[tuple[tuple[int, ...], tuple[int, ...], int], ...]] = {
     "conv": (((8, 56, 56, 64), (3, 3, 64, 64), 1), ((8, 28, 28, 128), (3, 3, 128, 128), 1),
              ((8, 14, 14, 256), (3, 3, 256, 256), 1), ((8, 7, 7, 512), (3, 3, 512, 512), 1),
@@ -152,13 +155,14 @@ CALIBRATION_SHAPES: dict[str, tuple[tuple[tuple[int, ...], tuple[int, ...], int]
                   ((8, 14, 14, 512), (3, 3, 1, 512), 512), ((8, 7, 7, 960), (3, 3, 1, 960), 960)),
 }
 
-# Representative float32 matmuls at batch 8: ViT-B/16 (197 tokens, width 768, MLP 3072,
-# 12 heads of 64), a transformer's 128-token batch and a classifier head.
+# Representative float32 matmuls at batch 8 and 1: ViT-B/16 (197 tokens, width 768, MLP
+# 3072, 12 heads of 64), a transformer's 128-token batch and a classifier head.
 # Entries: (lhs, rhs) shapes, batch dimensions leading.
 DOT_CALIBRATION_SHAPES: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = (
     ((1576, 768), (768, 2304)), ((1576, 768), (768, 3072)), ((1576, 3072), (3072, 768)),
     ((96, 197, 64), (96, 64, 197)), ((96, 197, 197), (96, 197, 64)),
     ((1024, 512), (512, 2048)), ((8, 4096), (4096, 4096)),
+    ((197, 768), (768, 3072)), ((12, 197, 64), (12, 64, 197)), ((1, 4096), (4096, 4096)),
 )
 
 
@@ -175,9 +179,10 @@ def _time_kernel(fn, xs, ws, device, repeats) -> tuple[float, float, tuple[int, 
 
 
 def measure_kernel_table(device: jax.Device, repeats: int = 3) -> list[list]:
-    """Time every :data:`CALIBRATION_SHAPES` and :data:`DOT_CALIBRATION_SHAPES` kernel on
-    ``device``: rows ``[class, M, K, N, FLOP/s, flops, seconds]`` (float32, XLA flops)."""
-    kernels = [(cls, functools.partial(_conv, groups=g), xs, ws)
+    """Time every :data:`CALIBRATION_SHAPES` kernel (at each :data:`CALIBRATION_BATCHES`)
+    and every :data:`DOT_CALIBRATION_SHAPES` kernel on ``device``: rows ``[class, M, K, N, FLOP/s, flops, seconds]`` (float32, XLA flops)."""
+    kernels = [(cls, functools.partial(_conv, groups=g), (b, *xs[1:]), ws)
+               for b in CALIBRATION_BATCHES
                for cls, shapes in CALIBRATION_SHAPES.items() for xs, ws, g in shapes]
     kernels += [("dot", jnp.matmul, a, b) for a, b in DOT_CALIBRATION_SHAPES]
     rows = []

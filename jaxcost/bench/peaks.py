@@ -206,7 +206,7 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
         notes.append(f"{name} matmul n={n}")
     bw = measure_bandwidth(device, stream_elements, repeats)
     notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
-    table = measure_kernel_table(device)
+    table = measure_kernel_table(device, repeats)
     overhead = measure_dispatch_overhead(device, repeats=repeats)
     notes.append("kernel classes: jaxcost.bench.kernels.CALIBRATION_SHAPES, DOT_CALIBRATION_SHAPES")
     return DevicePeaks(device.device_kind, device.platform, flops, bw, "measured", "; ".join(notes),
