@@ -11,7 +11,7 @@ import time
 
 import jax
 
-from jaxcost.bench import measure_peaks
+from jaxcost.perf import measure_peaks
 
 OUT = os.path.join(os.path.dirname(__file__), "results", "peaks_cpu.json")
 

@@ -22,8 +22,9 @@ from rich.progress import track
 
 import jaxcost
 import models
-from jaxcost.bench import get_peaks
-from jaxcost.bench.predict import benchmark, program_roofline
+from jaxcost.perf import get_peaks
+from jaxcost.perf.predict import program_roofline
+from jaxcost.perf.timing import benchmark
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_MODELS = [n for n in models.names()]

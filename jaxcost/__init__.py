@@ -6,31 +6,53 @@
 (65536.0, 512.0)
 """
 
-from jaxcost.analysis import Analysis, LayerRow, analyze, analyze_theory
-from jaxcost.bench.predict import Comparison, Prediction, benchmark, compare, program_roofline
+from jaxcost.analysis import Analysis, LayerRow, Timings, analyze, analyze_theory
 from jaxcost.compiler.corrections import Corrected
-from jaxcost.compiler.ops import Op
+from jaxcost.compiler.ops import ModuleCost, Op
 from jaxcost.compiler.totals import CostTotals, MemoryStats
+from jaxcost.diff.compare import Comparison, compare
+from jaxcost.diff.explain import Difference, Explanation
+from jaxcost.diff.fusion import FusionReport, KernelFusion
 from jaxcost.errors import AnalysisError
-from jaxcost.fold import FoldResult, fold_batchnorm
+from jaxcost.perf.peaks import DevicePeaks
+from jaxcost.perf.predict import program_roofline
+from jaxcost.perf.results import BenchmarkResult
+from jaxcost.perf.roofline import Roofline, RooflinePoint, plot_roofline
+from jaxcost.perf.timing import benchmark
+from jaxcost.theory import formulas
+from jaxcost.theory.registry import TheoryResult, TheoryTotals
+from jaxcost.transforms.fold_bn import FoldResult, fold_batchnorm
 
 __version__ = "0.1.0"
 
 __all__ = [
-           "Analysis",
-           "AnalysisError",
-           "Comparison",
-           "Corrected",
-           "CostTotals",
-           "FoldResult",
-           "LayerRow",
-           "MemoryStats",
-           "Op",
-           "Prediction",
-           "analyze",
-           "analyze_theory",
-           "benchmark",
-           "compare",
-           "fold_batchnorm",
-           "program_roofline",
+    "Analysis",
+    "AnalysisError",
+    "BenchmarkResult",
+    "Comparison",
+    "Corrected",
+    "CostTotals",
+    "DevicePeaks",
+    "Difference",
+    "Explanation",
+    "FoldResult",
+    "FusionReport",
+    "KernelFusion",
+    "LayerRow",
+    "MemoryStats",
+    "ModuleCost",
+    "Op",
+    "Roofline",
+    "RooflinePoint",
+    "TheoryResult",
+    "TheoryTotals",
+    "Timings",
+    "analyze",
+    "analyze_theory",
+    "benchmark",
+    "compare",
+    "fold_batchnorm",
+    "formulas",
+    "plot_roofline",
+    "program_roofline",
 ]

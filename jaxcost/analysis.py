@@ -14,9 +14,7 @@ from jaxcost.compiler.corrections import Corrected, correct
 from jaxcost.compiler.ops import ModuleCost, Op, parameter_layers, price_module
 from jaxcost.compiler.totals import CostTotals, MemoryStats
 from jaxcost.errors import AnalysisError
-from jaxcost.trace import Target, make_target
-
-SCHEMA_VERSION = 1
+from jaxcost.target import Target, make_target
 
 
 @dataclasses.dataclass
@@ -96,8 +94,8 @@ class Analysis:
 
     def fusion_report(self):
         """Each fused kernel with the layers and ops it absorbed and the bytes it saved
-        (see :mod:`jaxcost.fusion`). Needs the compiled module."""
-        from jaxcost.fusion import fusion_report
+        (see :mod:`jaxcost.diff.fusion`). Needs the compiled module."""
+        from jaxcost.diff.fusion import fusion_report
 
         if self.module is None:
             raise ValueError("fusion_report() needs the optimized module: analyze(..., compile=True)")
@@ -107,8 +105,8 @@ class Analysis:
 
     def explain(self):
         """The differences between theory and compiler, each with cause and magnitude
-        (see :mod:`jaxcost.explain`)."""
-        from jaxcost.explain import explain
+        (see :mod:`jaxcost.diff.explain`)."""
+        from jaxcost.diff.explain import explain
 
         return explain(self)
 
@@ -184,7 +182,7 @@ def _shape_hint(target: Target, args) -> str:
                        if hasattr(a, "shape"))
     hint = f" Inputs given: {shapes}." if shapes else ""
     if target.failures:
-        from jaxcost.trace import describe_expectation
+        from jaxcost.target import describe_expectation
 
         hint += f" Failed in layer {describe_expectation(*target.failures[0])}."
     return hint

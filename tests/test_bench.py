@@ -1,4 +1,4 @@
-"""Tests of jaxcost.bench: statistics, benchmarking, sweeps, writers, peaks."""
+"""Tests of jaxcost.perf: statistics, benchmarking, sweeps, writers, peaks."""
 
 import json
 
@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxcost.bench import (
+from jaxcost.perf import (
     CSV_COLUMNS,
     DEFAULT_OPTION_SETS,
     BenchmarkResult,
@@ -22,7 +22,7 @@ from jaxcost.bench import (
     results_to_json,
     sweep,
 )
-from jaxcost.bench import peaks as peaks_mod
+from jaxcost.perf import peaks as peaks_mod
 
 # ------------------------------------------------------------------ stats
 
@@ -239,7 +239,7 @@ def test_measure_peaks_tiny():
 def test_benchmark_materializes_rng_key_state():
     """Models with dropout carry PRNG keys in their state: abstract keys become real keys."""
     import models
-    from jaxcost.bench.predict import benchmark as bench_module
+    from jaxcost.perf.timing import benchmark as bench_module
 
     model = models.build_abstract("alexnet", num_classes=10)
     r = bench_module(model, jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32), time_budget_s=0.0,

@@ -1,4 +1,4 @@
-"""Tests for jaxcost.fold.fold_batchnorm (BatchNorm folding into Conv/Linear)."""
+"""Tests for jaxcost.transforms.fold_bn.fold_batchnorm (BatchNorm folding into Conv/Linear)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from flax import linen, nnx
 
 import jaxcost
-from jaxcost.fold import (
+from jaxcost.transforms.fold_bn import (
     REASON_AFTER_OP,
     REASON_BEFORE_CONV,
     REASON_CONSUMERS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jaxcost import formulas as F
+from jaxcost.theory import formulas as F
 
 
 def test_conv_output_size():

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import pytest
 
 import jaxcost
-from jaxcost.bench import DevicePeaks, achieved, hfu, mfu, plot_roofline, roofline
-from jaxcost.bench.kernels import class_flops
+from jaxcost.perf import DevicePeaks, achieved, hfu, mfu, plot_roofline, roofline
+from jaxcost.perf.kernels import class_flops
 
 PEAKS = DevicePeaks("toy", "cpu", {"float32": 100e9, "bfloat16": 400e9}, 10e9, "published")
 
@@ -128,8 +128,8 @@ def test_program_roofline_uses_class_rates_and_overhead():
 
 
 def test_conv_class_of_parsed_instructions():
-    from jaxcost.bench.kernels import conv_class
     from jaxcost.compiler.hlo import parse_module
+    from jaxcost.perf.kernels import conv_class
 
     text = """HloModule m
 

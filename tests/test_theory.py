@@ -8,8 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jaxcost import formulas
-from jaxcost.theory import analyze_jaxpr
+from jaxcost.theory import analyze_jaxpr, formulas
 
 F32 = jnp.float32
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,7 +11,7 @@ import numpy as np
 
 from jaxcost.compiler.hlo import Instruction, Module, parse_module
 from jaxcost.compiler.rules import Cost, CostModel, fusion_output_bytes, fusion_parameter_bytes
-from jaxcost.layers import split_op_name
+from jaxcost.names import split_op_name
 
 _SKIP = {"parameter", "constant", "get-tuple-element", "bitcast"}
 

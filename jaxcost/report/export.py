@@ -22,6 +22,8 @@ import dataclasses
 import html
 import json
 
+SCHEMA_VERSION = 1
+
 
 def _plain(x):
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
@@ -44,8 +46,6 @@ def _op(op) -> dict:
 
 
 def to_dict(a) -> dict:
-    from jaxcost.analysis import SCHEMA_VERSION
-
     theory = getattr(a.theory, "totals", None)
     return {
         "schema_version": SCHEMA_VERSION,

@@ -87,7 +87,7 @@ def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
     parts = [_header(a), _totals(a), _layers(a, max_layers)]
     if a.compiled and a.fusions:
         parts.append(_fusions(a, max_fusions))
-        from jaxcost.fusion import fusion_table
+        from jaxcost.diff.fusion import fusion_table
 
         parts.append(fusion_table(a.fusion_report(), max_fusions))
     if a.theory is not None:

@@ -14,11 +14,11 @@ import functools
 
 from jax.extend import core as jcore
 
-from jaxcost.layers import split_name_stack
-from jaxcost.theory import conv, dot, elementwise, reduce, shape  # noqa: F401  (register rules)
-from jaxcost.theory._util import nbytes, size
+import jaxcost.theory.rules  # noqa: F401  (registers the rules)
+from jaxcost.names import split_name_stack
 from jaxcost.theory.registry import Cost, EqnCost, TheoryResult, TheoryTotals, get_rule
-from jaxcost.theory.shape import CHEAP
+from jaxcost.theory.rules._avals import nbytes, size
+from jaxcost.theory.rules.movement import CHEAP
 
 _ZERO = Cost()
 

@@ -1,6 +1,6 @@
-"""Backend benchmarks, device peaks and the roofline model."""
+"""Performance: timing, device peaks, kernel calibration, the roofline and its prediction."""
 
-from jaxcost.bench.peaks import (
+from jaxcost.perf.peaks import (
     PUBLISHED_PEAKS,
     DevicePeaks,
     cache_path,
@@ -10,7 +10,16 @@ from jaxcost.bench.peaks import (
     measure_peaks,
     published_peaks,
 )
-from jaxcost.bench.roofline import (
+from jaxcost.perf.results import (
+    CSV_COLUMNS,
+    BenchmarkResult,
+    results_from_csv,
+    results_from_json,
+    results_table,
+    results_to_csv,
+    results_to_json,
+)
+from jaxcost.perf.roofline import (
     Roofline,
     RooflinePoint,
     achieved,
@@ -19,20 +28,8 @@ from jaxcost.bench.roofline import (
     plot_roofline,
     roofline,
 )
-from jaxcost.bench.stats import TimingStats
-from jaxcost.bench.timing import (
-    CSV_COLUMNS,
-    DEFAULT_OPTION_SETS,
-    BenchmarkResult,
-    available_backends,
-    benchmark,
-    results_from_csv,
-    results_from_json,
-    results_table,
-    results_to_csv,
-    results_to_json,
-    sweep,
-)
+from jaxcost.perf.stats import TimingStats
+from jaxcost.perf.timing import DEFAULT_OPTION_SETS, available_backends, benchmark, sweep
 
 __all__ = [
     "CSV_COLUMNS", "DEFAULT_OPTION_SETS", "PUBLISHED_PEAKS", "BenchmarkResult", "DevicePeaks",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import functools
 import math
 
-from jaxcost.theory._util import size
 from jaxcost.theory.registry import Cost, rule
+from jaxcost.theory.rules._avals import size
 
 
 @functools.lru_cache(maxsize=4096)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from jaxcost.theory._util import in_elems, out_elems
 from jaxcost.theory.registry import Cost, rule
+from jaxcost.theory.rules._avals import in_elems, out_elems
 
 DATA_MOVEMENT = (
     "reshape", "broadcast_in_dim", "transpose", "slice", "dynamic_slice", "dynamic_update_slice",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from jaxcost.theory._util import in_elems, out_elems, size
 from jaxcost.theory.registry import Cost, rule
+from jaxcost.theory.rules._avals import in_elems, out_elems, size
 
 # argmax/argmin lower to a variadic reduce whose body has 9 elementwise ops (compare value,
 # NaN checks, index select): XLA counts 9 per reduced element.

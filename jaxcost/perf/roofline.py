@@ -12,7 +12,7 @@ XLA's cost analysis, a profiler). For one kernel on a device with peak
 ``predicted_s`` of a Roofline is the sum over kernels (kernels run one after
 the other, each at its own roof). A kernel may bring its own compute time
 (``(name, flops, bytes, compute_s)``): its flops at the rates of its kernel
-classes (:mod:`jaxcost.bench.kernels`) rather than at the one peak; and the
+classes (:mod:`jaxcost.perf.kernels`) rather than at the one peak; and the
 number of launches it stands for (``(name, flops, bytes, compute_s, launches)``,
 a loop: each pays the launch overhead).
 """
@@ -23,7 +23,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from jaxcost.bench.peaks import DevicePeaks
+from jaxcost.perf.peaks import DevicePeaks
 
 
 @dataclasses.dataclass(frozen=True)

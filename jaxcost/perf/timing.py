@@ -17,9 +17,6 @@ exception) is recorded with its ``error`` and the sweep goes on.
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,8 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcost.bench.stats import TimingStats
-from jaxcost.trace import make_target
+from jaxcost.perf.results import BenchmarkResult
+from jaxcost.perf.stats import TimingStats
+from jaxcost.target import make_target
 
 #: Compiler-option sets worth comparing, per platform. Each set is passed as
 #: ``Lowered.compile(compiler_options=...)``. All CPU sets were checked to be
@@ -49,40 +47,6 @@ DEFAULT_OPTION_SETS: dict[str, dict[str, dict[str, Any]]] = {
         "default": {},
     },
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class BenchmarkResult:
-    """One benchmarked point. ``error`` is set (and ``stats`` None) on failure."""
-
-    backend: str
-    device_kind: str
-    batch_size: int | None
-    compile_s: float | None
-    lower_s: float | None
-    stats: TimingStats | None
-    latency_s: float | None
-    throughput: float | None
-    compiler_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    options_name: str | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["stats"] = self.stats.to_dict() if self.stats is not None else None
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> BenchmarkResult:
-        d = dict(d)
-        if d.get("stats") is not None:
-            d["stats"] = TimingStats(**d["stats"])
-        d["compiler_options"] = dict(d.get("compiler_options") or {})
-        return cls(**d)
 
 
 def _platform_of(backend: str | None) -> str:
@@ -256,89 +220,3 @@ def sweep(
 
 
 # ---------------------------------------------------------------- writers
-
-_STAT_FIELDS = [f.name for f in dataclasses.fields(TimingStats)]
-CSV_COLUMNS = [
-    "backend", "device_kind", "batch_size", "options_name", "compiler_options",
-    "compile_s", "lower_s", "latency_s", "throughput",
-    *[f"stats_{f}" for f in _STAT_FIELDS], "error",
-]
-
-
-def results_to_json(results: Iterable[BenchmarkResult], path: str) -> None:
-    """Write ``[r.to_dict() ...]`` as a JSON list."""
-    with open(path, "w") as f:
-        json.dump([r.to_dict() for r in results], f, indent=2)
-
-
-def results_from_json(path: str) -> list[BenchmarkResult]:
-    with open(path) as f:
-        return [BenchmarkResult.from_dict(d) for d in json.load(f)]
-
-
-def results_to_csv(results: Iterable[BenchmarkResult], path: str) -> None:
-    """One row per result, columns ``CSV_COLUMNS``; stats flattened as ``stats_*``,
-    compiler options as a JSON string, missing values as empty cells."""
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        w.writeheader()
-        for r in results:
-            d = r.to_dict()
-            stats = d.pop("stats") or {}
-            d["compiler_options"] = json.dumps(d["compiler_options"], sort_keys=True)
-            for k in _STAT_FIELDS:
-                d[f"stats_{k}"] = stats.get(k)
-            w.writerow({k: ("" if d.get(k) is None else d[k]) for k in CSV_COLUMNS})
-
-
-def results_from_csv(path: str) -> list[BenchmarkResult]:
-    def num(s: str, cast: Callable = float):
-        return None if s == "" else cast(s)
-
-    out = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            stats = None
-            if row["stats_n"] != "":
-                stats = TimingStats(**{k: num(row[f"stats_{k}"], int if k == "n" else float)
-                                       for k in _STAT_FIELDS})
-            out.append(BenchmarkResult(
-                backend=row["backend"], device_kind=row["device_kind"],
-                batch_size=num(row["batch_size"], int),
-                compile_s=num(row["compile_s"]), lower_s=num(row["lower_s"]),
-                stats=stats, latency_s=num(row["latency_s"]), throughput=num(row["throughput"]),
-                compiler_options=json.loads(row["compiler_options"] or "{}"),
-                options_name=row["options_name"] or None, error=row["error"] or None,
-            ))
-    return out
-
-
-def _fmt_s(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if x >= 1:
-        return f"{x:.3f} s"
-    if x >= 1e-3:
-        return f"{x * 1e3:.3f} ms"
-    return f"{x * 1e6:.1f} µs"
-
-
-def results_table(results: Iterable[BenchmarkResult]):
-    """A ``rich.table.Table`` of the results, one row each."""
-    from rich.table import Table
-
-    table = Table(title="jaxcost benchmark")
-    for col in ("backend", "device", "options", "batch", "median", "min", "IQR", "CV",
-                "items/s", "lower", "compile", "error"):
-        table.add_column(col, justify="left" if col in ("backend", "device", "options", "error") else "right")
-    for r in results:
-        s = r.stats
-        table.add_row(
-            r.backend, r.device_kind, r.options_name or json.dumps(r.compiler_options),
-            "-" if r.batch_size is None else str(r.batch_size),
-            _fmt_s(r.latency_s), _fmt_s(s.min if s else None), _fmt_s(s.iqr if s else None),
-            f"{s.cv:.1%}" if s else "-",
-            f"{r.throughput:,.1f}" if r.throughput else "-",
-            _fmt_s(r.lower_s), _fmt_s(r.compile_s), (r.error or "")[:80],
-        )
-    return table

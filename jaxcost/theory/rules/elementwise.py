@@ -11,8 +11,8 @@ FLOP per transcendental, except ``logistic`` = 4 (seed 002: neg, exp, add, div).
 
 from __future__ import annotations
 
-from jaxcost.theory._util import in_elems, out_elems
 from jaxcost.theory.registry import Cost, rule
+from jaxcost.theory.rules._avals import in_elems, out_elems
 
 ELEMENTWISE = (
     "add", "sub", "mul", "div", "rem", "max", "min", "neg", "abs", "sign", "floor", "ceil", "round",

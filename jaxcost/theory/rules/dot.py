@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from jaxcost.theory._util import size
 from jaxcost.theory.registry import Cost, rule
+from jaxcost.theory.rules._avals import size
 
 
 @rule("dot_general")

@@ -20,7 +20,7 @@ from collections import defaultdict
 from jaxcost.compiler.hlo import Computation, Instruction
 from jaxcost.compiler.ops import ModuleCost, Op
 from jaxcost.compiler.rules import CostModel
-from jaxcost.layers import split_op_name
+from jaxcost.names import split_op_name
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,57 +8,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-import jax
-import jax.numpy as jnp
+from jaxcost.cli import bench
+from jaxcost.cli.targets import UsageError, resolve
 
 EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A bad command-line argument: one line on stderr, exit code 2."""
-
-
-def _shape(text: str) -> tuple[int, ...]:
-    try:
-        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
-    except ValueError:
-        raise UsageError(f"--input-shape must be integers separated by commas, got {text!r}") from None
-    if not dims or any(d <= 0 for d in dims):
-        raise UsageError(f"--input-shape must be positive integers, got {text!r}")
-    return dims
-
-
-def _dtype(text: str):
-    try:
-        return jnp.dtype(text)
-    except TypeError:
-        raise UsageError(f"unknown --dtype {text!r} (try float32, bfloat16, float16)") from None
-
-
-def resolve(target: str, *, batch: int, input_shape: str | None, dtype: str):
-    """``(fn, args, name)`` for a zoo model name or ``package.module:callable``."""
-    dt = _dtype(dtype)
-    if ":" in target:
-        mod_name, _, attr = target.partition(":")
-        try:
-            obj = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as e:
-            raise UsageError(f"cannot load {target!r}: {e}") from None
-        if input_shape is None:
-            raise UsageError(f"{target} needs --input-shape (with the batch dimension)")
-        return obj, (jax.ShapeDtypeStruct(_shape(input_shape), dt),), target
-
-    import models
-
-    if target not in models.names():
-        raise UsageError(f"unknown model {target!r}; run 'jaxcost models' for the list, "
-                         "or give package.module:callable")
-    shape = _shape(input_shape) if input_shape else models.input_shape(target)
-    model = models.build_abstract(target)
-    return model, (jax.ShapeDtypeStruct((batch, *shape), dt),), target
 
 
 def _cmd_analyze(args) -> int:
@@ -104,12 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=_cmd_analyze)
     m = sub.add_parser("models", help="list the model zoo")
     m.set_defaults(func=_cmd_models)
-    try:
-        from jaxcost.bench.cli import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub, UsageError)
+    bench.add_commands(sub)
     return p
 
 

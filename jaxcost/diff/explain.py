@@ -20,7 +20,7 @@ import dataclasses
 from collections import defaultdict
 
 from jaxcost.compiler.corrections import trip_count
-from jaxcost.layers import split_op_name
+from jaxcost.names import split_op_name
 
 CONTRACTIONS = ("conv_general_dilated", "dot_general")
 

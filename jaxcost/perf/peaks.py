@@ -8,7 +8,7 @@
   copy-scale ``y = 2 x`` moves ``2 N`` elements (read + write), triad
   ``z = x + s y`` moves ``3 N``. Best of several runs, max over both kernels.
 
-- Kernel classes (:mod:`jaxcost.bench.kernels`): effective FLOP/s of
+- Kernel classes (:mod:`jaxcost.perf.kernels`): effective FLOP/s of
   representative dense, 1x1, grouped and depthwise convolutions and matmuls,
   and the fixed cost per kernel (a chain of tiny unfusable kernels).
 
@@ -30,8 +30,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxcost.bench.kernels import class_rates, measure_dispatch_overhead, measure_kernel_table
-from jaxcost.bench.stats import best_time
+from jaxcost.perf.kernels import class_rates, measure_dispatch_overhead, measure_kernel_table
+from jaxcost.perf.stats import best_time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +40,7 @@ class DevicePeaks:
     measured, also the effective float32 FLOP/s per kernel class
     (``kernel_flops_per_s``), the calibration kernels behind them
     (``kernel_table``: class, M, K, N, FLOP/s, flops, seconds; see
-    :mod:`jaxcost.bench.kernels`) and the fixed seconds per kernel
+    :mod:`jaxcost.perf.kernels`) and the fixed seconds per kernel
     (``kernel_overhead_s``)."""
 
     device_kind: str
@@ -208,7 +208,7 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
     notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
     table = measure_kernel_table(device, repeats)
     overhead = measure_dispatch_overhead(device, repeats=repeats)
-    notes.append("kernel classes: jaxcost.bench.kernels.CALIBRATION_SHAPES, DOT_CALIBRATION_SHAPES")
+    notes.append("kernel classes: jaxcost.perf.kernels.CALIBRATION_SHAPES, DOT_CALIBRATION_SHAPES")
     return DevicePeaks(device.device_kind, device.platform, flops, bw, "measured", "; ".join(notes),
                        class_rates(table), overhead, table)
 

@@ -1,46 +1,30 @@
-"""``jaxcost bench`` and ``jaxcost peaks``."""
+"""``jaxcost bench``, ``jaxcost peaks`` and ``jaxcost compare``."""
 
 from __future__ import annotations
 
 import json
 
+import jax
 
-def _parse_options(items, usage_error) -> dict:
-    options = {}
-    for item in items or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise usage_error(f"--xla-option must be KEY=VALUE, got {item!r}")
-        options[key] = value
-    return options
+from jaxcost.cli.targets import UsageError, parse_batches, parse_options, resolve
 
 
-def _batches(text: str, usage_error) -> list[int]:
-    try:
-        out = [int(b) for b in text.split(",") if b.strip()]
-    except ValueError:
-        raise usage_error(f"--batch must be integers separated by commas, got {text!r}") from None
-    if not out or min(out) <= 0:
-        raise usage_error(f"--batch must be positive, got {text!r}")
-    return out
-
-
-def _cmd_bench(args, usage_error) -> int:
+def _cmd_bench(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
     import jaxcost
-    from jaxcost.bench import DEFAULT_OPTION_SETS, available_backends, get_peaks, results_to_csv
-    from jaxcost.bench.predict import benchmark, program_roofline
-    from jaxcost.bench.timing import BenchmarkResult
-    from jaxcost.cli import resolve
+    from jaxcost.perf import DEFAULT_OPTION_SETS, available_backends, get_peaks, results_to_csv
+    from jaxcost.perf.predict import program_roofline
+    from jaxcost.perf.results import BenchmarkResult
+    from jaxcost.perf.timing import benchmark
 
-    batches = _batches(args.batch, usage_error)
-    backends = args.backend.split(",") if args.backend else [jaxcost_default_backend()]
+    batches = parse_batches(args.batch)
+    backends = args.backend.split(",") if args.backend else [jax.default_backend()]
     missing = [b for b in backends if b not in available_backends((b,))]
     if missing:
-        raise usage_error(f"backend(s) not available: {', '.join(missing)}")
-    user_options = _parse_options(args.xla_option, usage_error)
+        raise UsageError(f"backend(s) not available: {', '.join(missing)}")
+    user_options = parse_options(args.xla_option)
     results, rows = [], []
     console = Console(width=150)
     for backend in backends:
@@ -70,7 +54,7 @@ def _cmd_bench(args, usage_error) -> int:
                                         theory=False)
                     predicted = program_roofline(a, peaks).predicted_s if peaks else None
                 except Exception as e:
-                    if isinstance(e, usage_error):
+                    if isinstance(e, UsageError):
                         raise
                     r = BenchmarkResult(backend=backend, device_kind="", batch_size=batch, compile_s=None,
                                         lower_s=None, stats=None, latency_s=None, throughput=None,
@@ -112,17 +96,11 @@ def _cmd_bench(args, usage_error) -> int:
     return 0
 
 
-def jaxcost_default_backend() -> str:
-    import jax
-
-    return jax.default_backend()
-
-
-def _cmd_peaks(args, usage_error) -> int:
+def _cmd_peaks(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from jaxcost.bench import PUBLISHED_PEAKS, get_peaks
+    from jaxcost.perf import PUBLISHED_PEAKS, get_peaks
 
     t = Table(title="Device peaks")
     for col in ("device", "source", "FLOP/s by dtype", "bandwidth", "ridge (FLOP/B)",
@@ -146,21 +124,20 @@ def _cmd_peaks(args, usage_error) -> int:
     return 0
 
 
-def _cmd_compare(args, usage_error) -> int:
-    from jaxcost.bench.predict import compare
-    from jaxcost.cli import resolve
+def _cmd_compare(args) -> int:
+    from jaxcost.diff.compare import compare
 
     fn_a, inputs_a, name_a = resolve(args.a, batch=args.batch, input_shape=args.input_shape, dtype=args.dtype)
     fn_b, inputs_b, name_b = resolve(args.b, batch=args.batch, input_shape=args.input_shape, dtype=args.dtype)
     if [x.shape for x in inputs_a] != [x.shape for x in inputs_b]:
-        raise usage_error(f"{args.a} and {args.b} take different inputs ({inputs_a[0].shape} vs "
+        raise UsageError(f"{args.a} and {args.b} take different inputs ({inputs_a[0].shape} vs "
                           f"{inputs_b[0].shape}); give --input-shape")
-    opts_b = _parse_options(args.b_xla_option, usage_error)
+    opts_b = parse_options(args.b_xla_option)
     if args.fold_b:
         from flax import nnx
 
         import models
-        from jaxcost.fold import fold_batchnorm
+        from jaxcost.transforms.fold_bn import fold_batchnorm
 
         concrete = models.build(args.b)  # folding needs real weights
         fn_b = fold_batchnorm(concrete).model
@@ -176,7 +153,7 @@ def _cmd_compare(args, usage_error) -> int:
     return 0
 
 
-def add_commands(sub, usage_error) -> None:
+def add_commands(sub) -> None:
     c = sub.add_parser("compare", help="two programs side by side: costs and measured latency")
     c.add_argument("a")
     c.add_argument("b")
@@ -188,7 +165,7 @@ def add_commands(sub, usage_error) -> None:
     c.add_argument("--fold-b", action="store_true", help="fold B's BatchNorms into its convs")
     c.add_argument("--no-time", action="store_true", help="costs only, no timed runs")
     c.add_argument("--budget", type=float, default=2.0)
-    c.set_defaults(func=lambda a: _cmd_compare(a, usage_error))
+    c.set_defaults(func=_cmd_compare)
     b = sub.add_parser("bench", help="time a zoo model or callable; predicted vs measured latency")
     b.add_argument("target")
     b.add_argument("--batch", default="1", help="batch sizes, e.g. 1,8,32")
@@ -202,9 +179,9 @@ def add_commands(sub, usage_error) -> None:
     b.add_argument("--no-predict", action="store_true", help="skip the roofline prediction")
     b.add_argument("--json")
     b.add_argument("--csv")
-    b.set_defaults(func=lambda a: _cmd_bench(a, usage_error))
+    b.set_defaults(func=_cmd_bench)
     p = sub.add_parser("peaks", help="measure (or list published) device peaks")
     p.add_argument("--backend", default=None)
     p.add_argument("--published", action="store_true")
     p.add_argument("--refresh", action="store_true")
-    p.set_defaults(func=lambda a: _cmd_peaks(a, usage_error))
+    p.set_defaults(func=_cmd_peaks)

@@ -35,10 +35,10 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxcost.bench.stats import best_time
 from jaxcost.compiler.hlo import Instruction, parse_module
 from jaxcost.compiler.rules import conv_dims
 from jaxcost.compiler.totals import CostTotals
+from jaxcost.perf.stats import best_time
 
 CLASSES = ("dot", "conv", "conv1x1", "grouped", "depthwise", "other")
 # Instructions that launch no kernel of their own.

@@ -1,0 +1,59 @@
+"""The roofline of a compiled program: each top-level kernel priced at the rate this device
+reaches on its kind and size of work, summed into a predicted latency."""
+
+from __future__ import annotations
+
+from jaxcost.compiler.corrections import trip_count
+from jaxcost.perf.kernels import NO_KERNEL, class_work, kernel_rate
+from jaxcost.perf.peaks import DevicePeaks, get_peaks
+from jaxcost.perf.roofline import Roofline, roofline
+
+# Per-kernel dispatch cost used for GPU predictions (typical CUDA launch latency).
+GPU_LAUNCH_OVERHEAD_S = 4e-6
+
+
+def _dtype_of(analysis) -> str:
+    shapes = " ".join(analysis.input_shapes)
+    for dt in ("bfloat16", "float16", "float64"):
+        if dt in shapes:
+            return dt
+    return "float32"
+
+
+def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | None = None) -> Roofline:
+    """Roofline of every top-level kernel of the optimized module: predicted time
+    = sum of max(compute, bytes / bandwidth) + a fixed cost per kernel, where compute
+    prices each convolution and dot at the measured rate of the calibration kernel of
+    its class nearest in size (``peaks.kernel_table``, else the class rate
+    ``peaks.kernel_flops_per_s``; see :mod:`jaxcost.perf.kernels`) and the rest at
+    the dtype's peak -- or flops / peak when the peaks carry no class rates
+    (published peaks, other dtypes). The fixed cost is the measured
+    ``peaks.kernel_overhead_s``, else a typical launch latency on GPU, else 0.
+    A while loop counts its body trip-count times (XLA's ``known_trip_count``), each
+    kernel of the body launched each time. Transcendentals count as flops here. A
+    custom call XLA could not price counts zero flops (warned in the analysis)."""
+    if not analysis.compiled:
+        raise ValueError("a roofline needs the compiled module: analyze(..., compile=True)")
+    peaks = peaks or get_peaks(analysis.backend, measure=analysis.backend == "cpu")
+    dtype = dtype or _dtype_of(analysis)
+    if dtype not in peaks.flops_per_s:
+        dtype = next(iter(peaks.flops_per_s))
+    peak = peaks.peak_flops(dtype)
+    rates = peaks.kernel_flops_per_s if dtype == "float32" else {}
+    kernels = []
+    table = peaks.kernel_table if dtype == "float32" else []
+    for op in analysis.ops:
+        work = class_work(op)
+        compute_s = sum(f / kernel_rate(cls, mkn, table, rates, peak) for cls, f, mkn in work)
+        # XLA prices a while loop's body once: it runs trip-count times, each kernel of it
+        n, launches = 1, 1
+        if op.opcode == "while" and op.instruction is not None:
+            n = trip_count(op.instruction)
+            body = op.instruction.called_by("body")
+            launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
+        kernels.append((op.name, n * sum(f for _, f, _ in work), n * max(op.bytes_accessed, 0.0), n * compute_s,
+                        launches))
+    overhead = peaks.kernel_overhead_s
+    if overhead is None:
+        overhead = GPU_LAUNCH_OVERHEAD_S if analysis.backend == "gpu" else 0.0
+    return roofline(kernels, peaks, dtype=dtype, launch_overhead_s=overhead)

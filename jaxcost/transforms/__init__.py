@@ -1,0 +1,1 @@
+"""Transforms of a model's parameters (not of its cost): BatchNorm folding."""
