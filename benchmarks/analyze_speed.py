@@ -1,6 +1,6 @@
 """analyze() overhead vs a bare lower + compile, and peak memory on a 1 B-parameter model.
 
-Targets (issue 2): analyze() of ResNet-50, batch 8, abstract inputs, in <= 1.3 x the bare
+Targets: analyze() of ResNet-50, batch 8, abstract inputs, in <= 1.3 x the bare
 ``jax.jit(f).lower(...).compile()`` measured in the same run; analyzing an abstract
 model of 1 B parameters adds < 500 MB to peak RSS.
 

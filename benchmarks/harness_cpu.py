@@ -1,6 +1,6 @@
 """The timing harness itself: its overhead on a 10 ms kernel and the spread of repeated medians.
 
-Targets (issue 7): harness overhead < 1 % of a measured 10 ms kernel; CV of repeated
+Targets: harness overhead < 1 % of a measured 10 ms kernel; CV of repeated
 medians < 3 % on an idle machine.
 
     python benchmarks/harness_cpu.py [--runs 10] [--budget 1.0]

@@ -3,7 +3,7 @@ roofline prediction next to the measurement.
 
     python benchmarks/zoo_cpu.py [--batch 1,8] [--models resnet50,mobilenet_v2] [--budget 1.0]
 
-Writes benchmarks/results/zoo_<backend>.json and .md. Target (issue 7): predicted vs measured
+Writes benchmarks/results/zoo_<backend>.json and .md. Target: predicted vs measured
 end-to-end latency within +-25 % for at least 80 % of zoo models at batch 8; the distribution
 (median |error|, worst model) is recorded so the bar can be raised.
 """

@@ -20,7 +20,7 @@ from jaxcost.perf.results import BenchmarkResult
 from jaxcost.perf.roofline import Roofline, RooflinePoint, plot_roofline
 from jaxcost.perf.timing import benchmark
 from jaxcost.theory import formulas
-from jaxcost.theory.registry import TheoryResult, TheoryTotals
+from jaxcost.theory.registry import TheoryCost, TheoryResult
 from jaxcost.transforms.fold_bn import FoldResult, fold_batchnorm
 
 __version__ = "0.1.0"
@@ -44,8 +44,8 @@ __all__ = [
     "Op",
     "Roofline",
     "RooflinePoint",
+    "TheoryCost",
     "TheoryResult",
-    "TheoryTotals",
     "Timings",
     "analyze",
     "analyze_theory",

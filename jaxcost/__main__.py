@@ -1,7 +1,8 @@
-"""``python -m jaxcost``: the command line."""
+"""``python -m jaxcost``: the command line, as the ``jaxcost`` script."""
 
 import sys
 
 from jaxcost.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,37 +1,35 @@
-"""``analyze()``: trace, lower, compile, price, attribute — the one entry point."""
+"""``analyze()``: the pipeline, in order.
+
+    target   fn / nnx.Module / linen Module  -> pure function of abstract args  (target.py)
+    trace    jax.jit(...).trace               -> jaxpr
+    lower    .lower()                         -> unoptimized HLO      ┐ XLA compiles in a worker thread
+    price    unoptimized HLO + jaxpr          -> compiler + theory     ┘ while these are priced here
+    compile  .compile()                       -> optimized HLO, cost_analysis, memory_analysis
+    join     both sides by (layer path, direction)                     (join.py)
+    -> Analysis
+"""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
 
 import jax
 
 from jaxcost.compiler.corrections import Corrected, correct
+from jaxcost.compiler.diagnostics import module_warnings
 from jaxcost.compiler.ops import ModuleCost, Op, parameter_layers, price_module
 from jaxcost.compiler.totals import CostTotals, MemoryStats
 from jaxcost.errors import AnalysisError
-from jaxcost.target import Target, make_target
+from jaxcost.join import LayerRow, join
+from jaxcost.report.format import si
+from jaxcost.target import Target, describe_expectation, make_target
+from jaxcost.theory import TheoryResult, analyze_jaxpr
 
-
-@dataclasses.dataclass
-class LayerRow:
-    """One layer path: compiler flops/bytes/transcendentals (optimized module),
-    the unoptimized module's figures, parameters, and the fusions it ended up in."""
-
-    path: str
-    direction: str
-    flops: float = 0.0
-    transcendentals: float = 0.0
-    bytes_accessed: float = 0.0
-    flops_unoptimized: float = 0.0
-    bytes_unoptimized: float = 0.0
-    params: int = 0
-    fusions: list[str] = dataclasses.field(default_factory=list)
-    theory: Any = None  # jaxcost.theory totals for this layer, when computed
+__all__ = ["Analysis", "LayerRow", "Timings", "analyze", "analyze_theory"]
 
 
 @dataclasses.dataclass
@@ -50,14 +48,18 @@ class Timings:
     analyze_s: float = 0.0
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Analysis:
     """Everything jaxcost knows about one compiled function.
 
     ``compiler`` / ``compiler_unoptimized`` are exactly XLA's ``cost_analysis()``
     of the optimized / lowered module; ``ops`` / ``ops_unoptimized`` are their
     top-level instructions priced by jaxcost's opcode rules; ``corrected`` fixes
-    what XLA gets wrong (loops, custom calls); ``layers`` joins it all by layer.
+    what XLA gets wrong (loops, custom calls); ``layers`` joins it all by layer;
+    ``theory`` is the hand-derived cost of the jaxpr (:mod:`jaxcost.theory`).
+
+    Basis of the figures: one call of the compiled program on one device; XLA's totals
+    count loop bodies once, ``corrected`` and ``theory`` count them trip-count times.
     """
 
     name: str
@@ -76,11 +78,43 @@ class Analysis:
     warnings: list[str]
     timings: Timings
     input_shapes: list[str]
-    module: ModuleCost | None = dataclasses.field(default=None, repr=False)
-    module_unoptimized: ModuleCost | None = dataclasses.field(default=None, repr=False)
-    theory: Any = None
-    jaxpr: Any = dataclasses.field(default=None, repr=False)
-    _fusion: Any = dataclasses.field(default=None, repr=False)
+    input_dtypes: tuple[str, ...] = ()
+    param_dtypes: tuple[str, ...] = ()
+    optimizer_state: int = 0  # elements held by optimizer arguments (nnx.Optimizer)
+    optimizer_state_bytes: int = 0
+    module: ModuleCost | None = None
+    module_unoptimized: ModuleCost | None = None
+    theory: TheoryResult | None = None
+    target: str = ""  # the hardware target compiled for ("tpu-v5e:2x4"); "" = the local backend
+    jaxpr: object | None = None
+    _fusion: object | None = None
+
+    def __repr__(self) -> str:
+        flops = self.compiler.flops if self.compiler.available else self.compiler_unoptimized.flops
+        return (f"Analysis({self.name!r}, {self.backend}, params={self.params:,}, "
+                f"xla_flops={si(flops)}, bytes={si(self.compiler.bytes_accessed, 'B')}, "
+                f"layers={len(self.layers)}, ops={len(self.ops)}, warnings={len(self.warnings)})")
+
+    # pickling: the parsed HLO graphs and the jaxpr are rebuilt from the HLO text
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.update(jaxpr=None, _fusion=None, ops=None, ops_unoptimized=None,
+                     module=self.module.text if self.module is not None else None,
+                     module_unoptimized=self.module_unoptimized.text if self.module_unoptimized else None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        layer_of = parameter_layers(state["params_by_layer"])
+        options = {}
+        if state.get("target"):
+            from jaxcost.hardware import parse_target
+
+            options["tpu_table_alignment"] = parse_target(state["target"]).chip.tuple_table_alignment
+        for key, ops_key in (("module", "ops"), ("module_unoptimized", "ops_unoptimized")):
+            text = state[key]
+            state[key] = price_module(text, layer_of, **(options if key == "module" else {})) if text else None
+            state[ops_key] = state[key].ops if state[key] is not None else []
+        self.__dict__.update(state)
 
     @property
     def fusions(self) -> list[Op]:
@@ -94,7 +128,7 @@ class Analysis:
 
     def fusion_report(self):
         """Each fused kernel with the layers and ops it absorbed and the bytes it saved
-        (see :mod:`jaxcost.diff.fusion`). Needs the compiled module."""
+        (a :class:`jaxcost.FusionReport`). Needs the compiled module."""
         from jaxcost.diff.fusion import fusion_report
 
         if self.module is None:
@@ -104,8 +138,8 @@ class Analysis:
         return self._fusion
 
     def explain(self):
-        """The differences between theory and compiler, each with cause and magnitude
-        (see :mod:`jaxcost.diff.explain`)."""
+        """The ledger from textbook flops to XLA's, each line with its cause (a
+        :class:`jaxcost.Explanation`; its lines add up exactly)."""
         from jaxcost.diff.explain import explain
 
         return explain(self)
@@ -140,182 +174,27 @@ class Analysis:
         return to_html(self)
 
 
-def _layers(target: Target, opt: ModuleCost | None, unopt: ModuleCost) -> list[LayerRow]:
-    rows: dict[tuple[str, str], LayerRow] = {}
-
-    def row(path: str, direction: str) -> LayerRow:
-        key = (path, direction)
-        if key not in rows:
-            rows[key] = LayerRow(path, direction)
-        return rows[key]
-
-    for module, optimized in ((opt, True), (unopt, False)):
-        if module is None:
-            continue
-        for op in module.ops:
-            parts = ([(i.layer, i.direction, i.flops, i.transcendentals) for i in op.inner]
-                     if op.inner else [(op.layer, op.direction, op.flops, op.transcendentals)])
-            if op.opcode == "custom-call":
-                parts = [(op.layer, op.direction, 0.0, 0.0)]  # -1 means unknown, not negative work
-            for path, direction, flops, trans in parts:
-                r = row(path, direction)
-                if optimized:
-                    r.flops += flops
-                    r.transcendentals += trans
-                    if op.is_fusion and op.name not in r.fusions:
-                        r.fusions.append(op.name)
-                else:
-                    r.flops_unoptimized += flops
-            for path, b in op.layer_bytes:
-                r = row(path, op.direction)
-                if optimized:
-                    r.bytes_accessed += max(b, 0.0)
-                else:
-                    r.bytes_unoptimized += max(b, 0.0)
-    for path, n in target.params_by_layer.items():
-        row(path, "forward").params += n
-    return sorted(rows.values(), key=lambda r: (r.direction != "forward", r.path))
-
-
-def _shape_hint(target: Target, args) -> str:
-    shapes = ", ".join(f"{a.dtype}{list(a.shape)}" for a in jax.tree.leaves(args[len(target.param_argnums):])
-                       if hasattr(a, "shape"))
-    hint = f" Inputs given: {shapes}." if shapes else ""
-    if target.failures:
-        from jaxcost.target import describe_expectation
-
-        hint += f" Failed in layer {describe_expectation(*target.failures[0])}."
-    return hint
-
-
-def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
-            compile: bool = True, params_argnums=(), compiler_options: dict | None = None,
-            theory: bool = True, name: str | None = None, **kwargs) -> Analysis:
-    """Analyze ``fn(*args, **kwargs)``: theory, compiler, and how they differ.
-
-    ``fn`` is a jittable callable, an ``nnx.Module`` (called as ``module(*args)``)
-    or a linen ``Module`` (initialised abstractly with ``jax.eval_shape``).
-    ``args`` are arrays, ``jax.ShapeDtypeStruct``s or pytrees of them; no
-    parameter is ever materialised. ``compile=False`` stops after lowering (the
-    fast path: unoptimized module and theory only). ``params_argnums`` marks the
-    arguments of a plain function that hold parameters. ``compiler_options`` go
-    to ``Lowered.compile`` (XLA debug options, e.g. ``{"xla_disable_hlo_passes": "fusion"}``).
-    """
-    t_start = time.perf_counter()
-    target = make_target(fn, args, kwargs, static_argnums=static_argnums,
-                         params_argnums=params_argnums)
-    name = name or target.name
-    if backend is not None:
-        try:
-            device = jax.devices(backend)[0]
-        except RuntimeError as e:
-            raise AnalysisError(f"backend {backend!r} is not available "
-                                f"(jax sees: {jax.default_backend()}): {e}") from e
-    else:
-        device = jax.devices()[0]
-    timings = Timings()
-    warnings: list[str] = []
-    with jax.default_device(device):
-        t0 = time.perf_counter()
-        try:
-            traced = jax.jit(target.fn, static_argnums=target.static_argnums).trace(*target.args)
-        except Exception as e:
-            raise AnalysisError(f"cannot trace {name}: {type(e).__name__}: {e}"
-                                f"{_shape_hint(target, target.args)}") from e
-        timings.trace_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        try:
-            lowered = traced.lower()
-        except Exception as e:
-            raise AnalysisError(f"cannot lower {name}: {type(e).__name__}: {e}") from e
-        timings.lower_s = time.perf_counter() - t0
-        compiled = None
-        # XLA compiles without the GIL: compile in a worker thread, and meanwhile price
-        # the lowered module and walk the jaxpr here.
-        def compile_():
-            t = time.perf_counter()
-            out = lowered.compile(compiler_options) if compiler_options else lowered.compile()
-            timings.compile_s = time.perf_counter() - t
-            return out
-
-        theory_warnings: list[str] = []
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-            future = pool.submit(compile_) if compile else None
-            t0 = time.perf_counter()
-            unopt, compiler_unopt = _unoptimized(lowered)
-            theory_result = _theory(traced, target, theory_warnings) if theory else None
-            timings.background_s = time.perf_counter() - t0
-            if future is not None:
-                t0 = time.perf_counter()
-                try:
-                    compiled = future.result()
-                except Exception as e:
-                    raise AnalysisError(f"cannot compile {name}: {type(e).__name__}: {e}") from e
-                timings.waited_s = time.perf_counter() - t0
-
-    opt = None
-    compiler_opt = CostTotals(None, None, None, available=False)
-    memory = MemoryStats()
-    if compiled is not None:
-        t0 = time.perf_counter()
-        opt = price_module(compiled.as_text(), parameter_layers(target.params_by_layer))
-        timings.price_s = time.perf_counter() - t0
-        compiler_opt = CostTotals.from_xla(compiled.cost_analysis())
-        try:
-            memory = MemoryStats.from_xla(compiled.memory_analysis())
-        except Exception as e:  # noqa: BLE001 - some plugins do not implement it
-            warnings.append(f"memory_analysis() unavailable: {e}")
-
-    for label, module, xla in (("optimized", opt, compiler_opt), ("unoptimized", unopt, compiler_unopt)):
-        if module is None:
-            continue
-        for opcode, count in sorted(module.unknown.items()):
-            warnings.append(f"{label} HLO: no cost rule for opcode {opcode!r} ({count}x): "
-                            "priced at its bytes, zero flops")
-        if xla.available and not module.agrees_with(xla.flops, xla.transcendentals):
-            warnings.append(f"{label} HLO: jaxcost's rules give {module.total.flops:,.0f} flops / "
-                            f"{module.total.transcendentals:,.0f} transcendentals, XLA says "
-                            f"{xla.flops:,.0f} / {xla.transcendentals:,.0f}")
-        for op in module.ops:
-            if op.opcode == "custom-call":
-                warnings.append(f"{label} HLO: custom call {op.custom_call_target!r} ({op.name}) is "
-                                "reported by XLA as -1 flops/bytes; see Analysis.corrected")
-    priced = opt or unopt
-    corrected = correct(priced.module.entry, priced.model)
-
-    warnings.extend(theory_warnings)
-
-    analysis = Analysis(
-        name=name, backend=device.platform, device_kind=getattr(device, "device_kind", ""),
-        compiled=compiled is not None, params=target.params, params_by_layer=target.params_by_layer,
-        compiler=compiler_opt, compiler_unoptimized=compiler_unopt, memory=memory,
-        ops=opt.ops if opt else [], ops_unoptimized=unopt.ops, corrected=corrected,
-        layers=_layers(target, opt, unopt), warnings=list(dict.fromkeys(warnings)),
-        timings=timings, input_shapes=[f"{a.dtype}{list(a.shape)}" for a in
-                                       jax.tree.leaves(target.args[len(target.param_argnums):])
-                                       if hasattr(a, "shape")],
-        module=opt, module_unoptimized=unopt, theory=theory_result, jaxpr=traced.jaxpr)
-    if theory_result is not None:
-        _attach_theory(analysis)
-    timings.analyze_s = time.perf_counter() - t_start
-    return analysis
-
-
-def analyze_theory(fn: Callable, *args, static_argnums=(), params_argnums=(), **kwargs):
-    """Theory only: trace ``fn(*args)`` (no lowering, no compiling) and walk its jaxpr with
-    the theory engine. Returns a :class:`jaxcost.theory.TheoryResult` with per-layer paths."""
-    from jaxcost.theory import analyze_jaxpr
-
-    target = make_target(fn, args, kwargs, static_argnums=static_argnums, params_argnums=params_argnums)
+def _device(backend: str | None) -> jax.Device:
+    if backend is None:
+        return jax.devices()[0]
     try:
-        traced = jax.jit(target.fn, static_argnums=target.static_argnums).trace(*target.args)
+        return jax.devices(backend)[0]
+    except RuntimeError as e:
+        raise AnalysisError(f"backend {backend!r} is not available "
+                            f"(jax sees: {jax.default_backend()}): {e}") from e
+
+
+def _trace(target: Target, name: str):
+    try:
+        return jax.jit(target.fn, static_argnums=target.static_argnums).trace(*target.args)
     except Exception as e:
-        raise AnalysisError(f"cannot trace {target.name}: {type(e).__name__}: {e}"
-                            f"{_shape_hint(target, target.args)}") from e
-    return analyze_jaxpr(traced.jaxpr, param_invars=frozenset(_param_invars(target)))
+        hint = f" Inputs given: {shapes}." if (shapes := target.describe_inputs()) else ""
+        if target.failures:
+            hint += f" Failed in layer {describe_expectation(*target.failures[0])}."
+        raise AnalysisError(f"cannot trace {name}: {type(e).__name__}: {e}{hint}") from e
 
 
-def _param_invars(target: Target) -> set[int]:
+def _param_invars(target: Target) -> frozenset[int]:
     """Indices of the flat jaxpr inputs that hold parameters."""
     out, start = set(), 0
     for i, a in enumerate(target.args):
@@ -323,36 +202,144 @@ def _param_invars(target: Target) -> set[int]:
         if i in target.param_argnums:
             out.update(range(start, start + n))
         start += n
+    return frozenset(out)
+
+
+def _theory(traced, target: Target) -> TheoryResult:
+    return analyze_jaxpr(traced.jaxpr, param_invars=_param_invars(target))
+
+
+def _step(what: str, name: str, fn: Callable):
+    """Run one pipeline step; any failure becomes a one-line AnalysisError naming the step."""
+    try:
+        return fn()
+    except Exception as e:
+        raise AnalysisError(f"cannot {what} {name}: {type(e).__name__}: {e}") from e
+
+
+def _compile(lowered, options: dict | None, timings: Timings):
+    t = time.perf_counter()
+    out = lowered.compile(options) if options else lowered.compile()
+    timings.compile_s = time.perf_counter() - t
     return out
 
 
-def _unoptimized(lowered) -> tuple[ModuleCost, CostTotals]:
-    """The lowered module priced by jaxcost and by XLA."""
-    priced = price_module(lowered.as_text(dialect="hlo", debug_info=True))
-    return priced, CostTotals.from_xla(lowered.cost_analysis())
+def _on_target(target: Target, where, in_specs, mesh) -> tuple[Target, object]:
+    """Put the abstract arguments on a TPU slice's compile-only devices (see
+    :mod:`jaxcost.hardware`): the first device, or sharded by ``in_specs`` over ``mesh``."""
+    from jaxcost.hardware import CompileTarget, parse_target
 
-
-def _theory(traced, target: Target, warnings: list[str]):
-    """Run the theory engine on the traced jaxpr (parameters marked by argument)."""
     try:
-        from jaxcost.theory import analyze_jaxpr
-    except ImportError:
-        return None
-    result = analyze_jaxpr(traced.jaxpr, param_invars=frozenset(_param_invars(target)))
-    for w in getattr(result, "warnings", []):
-        warnings.append(f"theory: {w}")
-    return result
+        tpu = where if isinstance(where, CompileTarget) else parse_target(where)
+        tpu.devices()
+    except (ValueError, RuntimeError) as e:
+        raise AnalysisError(str(e)) from None
+    placed = [a if i in target.static_argnums else
+              tpu.place(a, None if in_specs is None else in_specs[i], axes=mesh)
+              for i, a in enumerate(target.args)]
+    return dataclasses.replace(target, args=tuple(placed)), tpu
 
 
-def _attach_theory(analysis: Analysis) -> None:
-    by_layer = analysis.theory.by_layer()
-    rows = {(r.path, r.direction): r for r in analysis.layers}
-    for key, totals in by_layer.items():
-        path, direction = key if isinstance(key, tuple) else (key, "forward")
-        row = rows.get((path, direction))
-        if row is None:
-            row = LayerRow(path, direction)
-            analysis.layers.append(row)
-            rows[(path, direction)] = row
-        row.theory = totals
-    analysis.layers.sort(key=lambda r: (r.direction != "forward", r.path))
+def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
+            compile: bool = True, params_argnums=(), compiler_options: dict | None = None,
+            theory: bool = True, name: str | None = None, param_dtype=None, target=None,
+            in_specs=None, mesh: dict[str, int] | None = None, **kwargs) -> Analysis:
+    """Analyze ``fn(*args, **kwargs)``: theory, compiler, and how they differ.
+
+    ``fn`` is a jittable callable, an ``nnx.Module`` (called as ``module(*args)``)
+    or a linen ``Module`` (initialised abstractly with ``jax.eval_shape``).
+    ``args`` are arrays, ``jax.ShapeDtypeStruct``s or pytrees of them; no
+    parameter is ever materialised. ``compile=False`` stops after lowering (the
+    fast path: unoptimized module and theory only). ``params_argnums`` marks the
+    arguments of a plain function that hold parameters; ``param_dtype`` casts the
+    parameters (e.g. ``jnp.bfloat16``). ``compiler_options`` go to ``Lowered.compile``
+    (XLA debug options, e.g. ``{"xla_disable_hlo_passes": "fusion"}``).
+
+    ``target`` (``"tpu-v5e"``, ``"tpu-v5e:2x4"`` or a :class:`jaxcost.hardware.CompileTarget`)
+    compiles for a TPU slice without a TPU (libtpu's compile-only devices, ``pip install
+    'jaxcost[tpu]'``): the arguments go on its first device, or, with ``in_specs`` (one
+    ``PartitionSpec`` per argument, parameters included), are sharded over a mesh of ``mesh``
+    (``{"data": 2, "model": 4}``). Figures are then per device; a footprint larger than the
+    chip's HBM is a warning.
+    """
+    t_start = time.perf_counter()
+    where = target
+    target = make_target(fn, args, kwargs, static_argnums=static_argnums,
+                         params_argnums=params_argnums, param_dtype=param_dtype)
+    name = name or target.name
+    tpu = None
+    if where is not None:
+        target, tpu = _on_target(target, where, in_specs, mesh)
+        device = tpu.devices()[0]
+    else:
+        device = _device(backend)
+    timings = Timings()
+    with jax.default_device(device) if tpu is None else contextlib.nullcontext():
+        t0 = time.perf_counter()
+        traced = _trace(target, name)
+        timings.trace_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        lowered = _step("lower", name, traced.lower)
+        timings.lower_s = time.perf_counter() - t0
+        # XLA compiles without the GIL: compile in a worker thread, and meanwhile price
+        # the lowered module and walk the jaxpr here.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(_compile, lowered, compiler_options, timings) if compile else None
+            t0 = time.perf_counter()
+            unopt = price_module(lowered.as_text(dialect="hlo", debug_info=True))
+            compiler_unopt = CostTotals.from_xla(lowered.cost_analysis())
+            theory_result = _theory(traced, target) if theory else None
+            timings.background_s = time.perf_counter() - t0
+            compiled = None
+            if future is not None:
+                t0 = time.perf_counter()
+                compiled = _step("compile", name, future.result)
+                timings.waited_s = time.perf_counter() - t0
+
+    warnings: list[str] = []
+    opt, compiler_opt, memory = None, CostTotals(None, None, None, available=False), MemoryStats()
+    if compiled is not None:
+        t0 = time.perf_counter()
+        alignment = {} if tpu is None else {"tpu_table_alignment": tpu.chip.tuple_table_alignment}
+        opt = price_module(compiled.as_text(), parameter_layers(target.params_by_layer), **alignment)
+        timings.price_s = time.perf_counter() - t0
+        compiler_opt = CostTotals.from_xla(compiled.cost_analysis())
+        try:
+            memory = MemoryStats.from_xla(compiled.memory_analysis())
+        except Exception as e:  # noqa: BLE001 - some plugins do not implement it
+            warnings.append(f"memory_analysis() unavailable: {e}")
+        if tpu is not None and memory.available:
+            from jaxcost.hardware import hbm_fit
+
+            fit = hbm_fit(memory, tpu.chip, compiled.as_text())
+            if not fit.fits:
+                warnings.append(f"{tpu.name}: {fit}")
+        warnings += module_warnings("optimized", opt, compiler_opt)
+    warnings += module_warnings("unoptimized", unopt, compiler_unopt)
+    priced = opt or unopt
+    corrected = correct(priced.module.entry, priced.model)
+    if theory_result is not None:
+        warnings += [f"theory: {w}" for w in theory_result.warnings]
+
+    analysis = Analysis(
+        name=name, backend=device.platform, device_kind=getattr(device, "device_kind", ""),
+        compiled=compiled is not None, params=target.params, params_by_layer=target.params_by_layer,
+        compiler=compiler_opt, compiler_unoptimized=compiler_unopt, memory=memory,
+        ops=opt.ops if opt else [], ops_unoptimized=unopt.ops, corrected=corrected,
+        layers=join(target.params_by_layer, opt, unopt, theory_result),
+        warnings=list(dict.fromkeys(warnings)), timings=timings, input_shapes=[f"{a.dtype}{list(a.shape)}" for a in target.inputs()],
+        input_dtypes=target.input_dtypes, param_dtypes=target.param_dtypes,
+        optimizer_state=target.optimizer_state, optimizer_state_bytes=target.optimizer_state_bytes,
+        module=opt, module_unoptimized=unopt, theory=theory_result, jaxpr=traced.jaxpr,
+        target=tpu.name if tpu is not None else "")
+    timings.analyze_s = time.perf_counter() - t_start
+    return analysis
+
+
+def analyze_theory(fn: Callable, *args, static_argnums=(), params_argnums=(), param_dtype=None,
+                   **kwargs) -> TheoryResult:
+    """Theory only: trace ``fn(*args)`` (no lowering, no compiling) and walk its jaxpr with
+    the theory engine. Returns a :class:`jaxcost.TheoryResult` with per-layer paths."""
+    target = make_target(fn, args, kwargs, static_argnums=static_argnums, params_argnums=params_argnums,
+                         param_dtype=param_dtype)
+    return _theory(_trace(target, target.name), target)

@@ -73,9 +73,13 @@ def split_op_name(op_name: str) -> OpName:
 
     >>> split_op_name("jit(f)/transpose(jvp(Net))/conv/conv_general_dilated")
     OpName(path='Net/conv', primitive='conv_general_dilated', direction='backward')
+    >>> split_op_name("jit(f)/net/mul;jit(f)/net/broadcast_in_dim").path  # merged by XLA
+    'net'
     """
     if not op_name:
         return OpName("", "")
+    # XLA joins the names of instructions it merged with ";": the first one names the result
+    op_name = op_name.split(";", 1)[0]
     stack, _, primitive = op_name.rpartition("/")
     if not stack and _WRAPPED.match(primitive):
         # a bare scope such as "jit(relu)": no primitive name.
@@ -83,6 +87,3 @@ def split_op_name(op_name: str) -> OpName:
     path, direction = split_name_stack(stack)
     return OpName(path, primitive, direction)
 
-
-def parent(path: str) -> str:
-    return path.rpartition("/")[0]

@@ -8,10 +8,16 @@ from collections.abc import Callable
 
 from flax import nnx
 
+# The public sources of the reference figures (``Reference.source``, printed by ``jaxcost models``):
+# torchvision's weights.meta "num_params" and "_ops" (its docs' GFLOPS column, which counts MACs), and
+# the ptflops README's table, measured on Cadene's pretrainedmodels ports.
+TORCHVISION = "torchvision 0.29 weights metadata"
+PTFLOPS = "ptflops README table"
+
 
 @dataclasses.dataclass(frozen=True)
 class Reference:
-    """Published figures a model must reproduce (see shared/REFERENCE.md).
+    """Published figures a model must reproduce, and ``source``, where they are published.
 
     ``params``: parameter count; ``params_exact``: True when it is an exact
     integer (torchvision / keras), False for a rounded paper figure.

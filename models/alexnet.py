@@ -8,9 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models._registry import Reference, register
-
-TORCHVISION = "torchvision 0.29 weights metadata (shared/REFERENCE.md)"
+from models._registry import TORCHVISION, Reference, register
 
 
 def adaptive_avg_pool(x, size):

@@ -1,7 +1,10 @@
-"""Comparison blocks: the design alternatives the efficient-CNN papers argue between.
+"""Building blocks: the zoo's conv and BatchNorm layers, and the comparison blocks, the
+design alternatives the efficient-CNN papers argue between.
 
-Each registered network is the block alone (no stem, no head unless the block *is* a
-head), so its MACs equal the closed form exactly. Inputs are H x W x M, outputs N channels:
+The zoo's CNNs build their BatchNorms with :func:`bn` and their "same"-padded convolutions
+with :func:`conv`. Each registered comparison network is the block alone (no stem, no head
+unless the block *is* a head), so its MACs equal the closed form exactly. Inputs are
+H x W x M, outputs N channels:
 
 * ``standard_conv3x3`` vs ``depthwise_separable_conv3x3`` (MobileNets, arXiv 1704.04861
   Sec. 3.1): H W M N K^2 vs H W M K^2 + H W M N.
@@ -22,13 +25,24 @@ from models._registry import Reference, register
 
 H, W, M, N = 28, 28, 64, 64
 CLASSES = 1000
-SRC = "closed form (models/blocks.py docstring)"
+SRC = "closed form, models/blocks.py"
 
 
-def _conv(cin, cout, kernel, groups=1, *, rngs, dtype=None):
-    pad = tuple((k // 2, k // 2) for k in kernel)
-    return nnx.Conv(cin, cout, kernel, padding=pad, feature_group_count=groups, use_bias=False, dtype=dtype,
-                    rngs=rngs)
+def conv(cin, cout, kernel, stride=1, groups=1, *, rngs, dtype=None, bias=False):
+    """A ``kernel`` (int k, or (kh, kw)) convolution, no bias unless ``bias``, zero padding
+    kh // 2 and kw // 2 on each side: for an odd kernel the output is ceil(H / stride) x
+    ceil(W / stride), torchvision's ``padding=k // 2``. Parameters: kh kw (cin / groups) cout,
+    + cout with ``bias``."""
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    return nnx.Conv(cin, cout, (kh, kw), strides=stride, padding=((kh // 2, kh // 2), (kw // 2, kw // 2)),
+                    feature_group_count=groups, use_bias=bias, dtype=dtype, rngs=rngs)
+
+
+def bn(c, *, rngs, dtype=None, eps=1e-5):
+    """Inference BatchNorm over ``c`` channels (running statistics): y = (x - mean) / sqrt(var +
+    eps) * scale + bias, 2c parameters. ``eps`` 1e-5 is torch's default, 1e-3 Keras' and the
+    TF-derived ports'; momentum 0.9 is torch's 0.1 (it only matters when training)."""
+    return nnx.BatchNorm(c, use_running_average=True, momentum=0.9, epsilon=eps, dtype=dtype, rngs=rngs)
 
 
 class ConvStack(nnx.Module):
@@ -39,7 +53,7 @@ class ConvStack(nnx.Module):
         c = cin
         for kernel, depthwise in specs:
             o = c if depthwise else cout
-            layers.append(_conv(c, o, kernel, c if depthwise else 1, rngs=rngs, dtype=dtype))
+            layers.append(conv(c, o, kernel, groups=c if depthwise else 1, rngs=rngs, dtype=dtype))
             c = o
         self.layers = nnx.List(layers)
 
@@ -56,8 +70,8 @@ class ConvBNAct(nnx.Module):
 
     def __init__(self, cin, cout, order="conv-bn-relu", *, rngs, dtype=None):
         self.order = order
-        self.conv = _conv(cin, cout, (3, 3), rngs=rngs, dtype=dtype)
-        self.bn = nnx.BatchNorm(cout, use_running_average=True, epsilon=1e-5, dtype=dtype, rngs=rngs)
+        self.conv = conv(cin, cout, 3, rngs=rngs, dtype=dtype)
+        self.bn = bn(cout, rngs=rngs, dtype=dtype)
 
     def __call__(self, x):
         x = self.conv(x)

@@ -8,24 +8,19 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models._registry import Reference, register
-
-TORCHVISION = "torchvision 0.29 weights metadata (shared/REFERENCE.md)"
-
-
-def _bn(c, rngs, dtype):
-    return nnx.BatchNorm(c, use_running_average=True, epsilon=1e-5, dtype=dtype, rngs=rngs)
+from models._registry import TORCHVISION, Reference, register
+from models.blocks import bn, conv
 
 
 class DenseLayer(nnx.Module):
     """BN-ReLU-1x1 conv (bn_size x growth), BN-ReLU-3x3 conv (growth); output concatenated."""
 
     def __init__(self, cin, growth, bn_size, *, rngs, dtype=None):
-        self.norm1 = _bn(cin, rngs, dtype)
-        self.conv1 = nnx.Conv(cin, bn_size * growth, (1, 1), use_bias=False, dtype=dtype, rngs=rngs)
-        self.norm2 = _bn(bn_size * growth, rngs, dtype)
-        self.conv2 = nnx.Conv(bn_size * growth, growth, (3, 3), padding=1, use_bias=False, dtype=dtype,
-                              rngs=rngs)
+        kw = {"rngs": rngs, "dtype": dtype}
+        self.norm1 = bn(cin, **kw)
+        self.conv1 = conv(cin, bn_size * growth, 1, **kw)
+        self.norm2 = bn(bn_size * growth, **kw)
+        self.conv2 = conv(bn_size * growth, growth, 3, **kw)
 
     def __call__(self, x):
         y = self.conv1(jax.nn.relu(self.norm1(x)))
@@ -37,8 +32,9 @@ class Transition(nnx.Module):
     """BN-ReLU-1x1 conv halving the channels, 2x2 average pool."""
 
     def __init__(self, cin, cout, *, rngs, dtype=None):
-        self.norm = _bn(cin, rngs, dtype)
-        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=False, dtype=dtype, rngs=rngs)
+        kw = {"rngs": rngs, "dtype": dtype}
+        self.norm = bn(cin, **kw)
+        self.conv = conv(cin, cout, 1, **kw)
 
     def __call__(self, x):
         return nnx.avg_pool(self.conv(jax.nn.relu(self.norm(x))), (2, 2), (2, 2))
@@ -48,19 +44,19 @@ class DenseNet(nnx.Module):
     """7x7/2 stem + max-pool, four dense blocks joined by transitions, BN-ReLU, GAP, FC."""
 
     def __init__(self, growth, blocks, init_features, bn_size=4, num_classes=1000, *, rngs, dtype=None):
-        self.conv0 = nnx.Conv(3, init_features, (7, 7), strides=2, padding=3, use_bias=False, dtype=dtype,
-                              rngs=rngs)
-        self.norm0 = _bn(init_features, rngs, dtype)
+        kw = {"rngs": rngs, "dtype": dtype}
+        self.conv0 = conv(3, init_features, 7, 2, **kw)
+        self.norm0 = bn(init_features, **kw)
         layers, c = [], init_features
         for i, n in enumerate(blocks):
             for _ in range(n):
-                layers.append(DenseLayer(c, growth, bn_size, rngs=rngs, dtype=dtype))
+                layers.append(DenseLayer(c, growth, bn_size, **kw))
                 c += growth
             if i < len(blocks) - 1:
-                layers.append(Transition(c, c // 2, rngs=rngs, dtype=dtype))
+                layers.append(Transition(c, c // 2, **kw))
                 c //= 2
         self.layers = nnx.List(layers)
-        self.norm5 = _bn(c, rngs, dtype)
+        self.norm5 = bn(c, **kw)
         self.classifier = nnx.Linear(c, num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):

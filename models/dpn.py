@@ -9,22 +9,16 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models._registry import Reference, register
-
-PTFLOPS = "ptflops table in seed 001 (shared/REFERENCE.md)"
-
-
-def _bn(c, rngs, dtype):
-    return nnx.BatchNorm(c, use_running_average=True, epsilon=1e-3, dtype=dtype, rngs=rngs)
+from models._registry import PTFLOPS, Reference, register
+from models.blocks import bn, conv
 
 
 class BnActConv(nnx.Module):
     """BN, ReLU, conv (no bias)."""
 
     def __init__(self, cin, cout, k, stride=1, groups=1, *, rngs, dtype=None):
-        self.bn = _bn(cin, rngs, dtype)
-        self.conv = nnx.Conv(cin, cout, (k, k), strides=stride, padding=k // 2, feature_group_count=groups,
-                             use_bias=False, dtype=dtype, rngs=rngs)
+        self.bn = bn(cin, eps=1e-3, rngs=rngs, dtype=dtype)
+        self.conv = conv(cin, cout, k, stride, groups, rngs=rngs, dtype=dtype)
 
     def __call__(self, x):
         return self.conv(jax.nn.relu(self.bn(x)))
@@ -65,9 +59,8 @@ class DPN(nnx.Module):
                  dtype=None):
         kw = {"rngs": rngs, "dtype": dtype}
         k = 3 if small else 7
-        self.conv1 = nnx.Conv(3, init_features, (k, k), strides=2, padding=k // 2, use_bias=False,
-                              dtype=dtype, rngs=rngs)
-        self.bn1 = _bn(init_features, rngs, dtype)
+        self.conv1 = conv(3, init_features, k, 2, **kw)
+        self.bn1 = bn(init_features, eps=1e-3, **kw)
         factor = 1 if small else 4
         cin = init_features
         stages = []
@@ -81,7 +74,7 @@ class DPN(nnx.Module):
                 cin += inc
             stages.append(nnx.List(blocks))
         self.conv2, self.conv3, self.conv4, self.conv5 = stages
-        self.bn_out = _bn(cin, rngs, dtype)
+        self.bn_out = bn(cin, eps=1e-3, **kw)
         self.last_linear = nnx.Linear(cin, num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):

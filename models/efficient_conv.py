@@ -1,6 +1,6 @@
-"""The efficient convolutional layers of seed paper 004 (Wang, Liu & Foroosh, "Design of
+"""The efficient convolutional layers of Wang, Liu & Foroosh, "Design of
 Efficient Convolutional Layers using Single Intra-channel Convolution, Topological
-Subdivisioning and Spatial 'Bottleneck' Structure", arXiv 1608.04337).
+Subdivisioning and Spatial 'Bottleneck' Structure" (arXiv 1608.04337).
 
 A standard kxk conv of an n-channel h x w map costs n^2 k^2 hw MACs.
 
@@ -28,18 +28,17 @@ import numpy as np
 from flax import nnx
 
 from models._registry import Reference, register
+from models.blocks import bn, conv
 
-SEED = "seed 004 (arXiv 1608.04337); closed forms in models/efficient_conv.py docstring"
+PAPER = "closed form, arXiv 1608.04337 (Wang, Liu & Foroosh)"
 
 
 class SIC(nnx.Module):
     """Single intra-channel convolution (Algorithm 2): b x [depthwise kxk, 1x1 map, residual]."""
 
     def __init__(self, n, k=3, b=2, *, rngs, dtype=None):
-        self.intra = nnx.List([nnx.Conv(n, n, (k, k), padding=k // 2, feature_group_count=n, use_bias=False,
-                                        dtype=dtype, rngs=rngs) for _ in range(b)])
-        self.maps = nnx.List([nnx.Conv(n, n, (1, 1), use_bias=False, dtype=dtype, rngs=rngs)
-                              for _ in range(b)])
+        self.intra = nnx.List([conv(n, n, k, groups=n, rngs=rngs, dtype=dtype) for _ in range(b)])
+        self.maps = nnx.List([conv(n, n, 1, rngs=rngs, dtype=dtype) for _ in range(b)])
 
     def __call__(self, x):
         for dw, pw in zip(self.intra, self.maps):
@@ -65,8 +64,7 @@ class TopologicalSubdivisionConv(nnx.Module):
     def __init__(self, dims=(8, 8), nbhd=(3, 3), k=3, *, rngs, dtype=None):
         n, c = math.prod(dims), math.prod(nbhd)
         self.index = tuple(int(i) for i in _neighbours(dims, nbhd).reshape(-1))  # static
-        self.conv = nnx.Conv(n * c, n, (k, k), padding=k // 2, feature_group_count=n, use_bias=False,
-                             dtype=dtype, rngs=rngs)
+        self.conv = conv(n * c, n, k, groups=n, rngs=rngs, dtype=dtype)
 
     def __call__(self, x):
         return self.conv(jnp.take(x, jnp.asarray(self.index), axis=-1))
@@ -78,7 +76,7 @@ class SpatialBottleneck(nnx.Module):
     def __init__(self, n, k=2, *, rngs, dtype=None):
         self.k, self.n = k, n
         self.down = nnx.Conv(n, n, (k, k), strides=k, padding="VALID", use_bias=False, dtype=dtype, rngs=rngs)
-        self.up = nnx.Conv(n, n * k * k, (1, 1), use_bias=False, dtype=dtype, rngs=rngs)
+        self.up = conv(n, n * k * k, 1, rngs=rngs, dtype=dtype)
 
     def __call__(self, x):
         b, h, w, _ = x.shape
@@ -93,7 +91,7 @@ class Block(nnx.Module):
 
     def __init__(self, layer, n, *, rngs, dtype=None):
         self.layer = layer
-        self.bn = nnx.BatchNorm(n, use_running_average=True, epsilon=1e-5, dtype=dtype, rngs=rngs)
+        self.bn = bn(n, rngs=rngs, dtype=dtype)
 
     def __call__(self, x):
         return jax.nn.relu(self.bn(self.layer(x)))
@@ -103,8 +101,8 @@ class SmallNet(nnx.Module):
     """3x3 stem conv (3 -> n) + BN + ReLU, blocks, global average pooling, linear classifier."""
 
     def __init__(self, make_layer, n, depth=2, num_classes=10, *, rngs, dtype=None):
-        self.stem = nnx.Conv(3, n, (3, 3), padding=1, use_bias=False, dtype=dtype, rngs=rngs)
-        self.bn = nnx.BatchNorm(n, use_running_average=True, epsilon=1e-5, dtype=dtype, rngs=rngs)
+        self.stem = conv(3, n, 3, rngs=rngs, dtype=dtype)
+        self.bn = bn(n, rngs=rngs, dtype=dtype)
         self.blocks = nnx.List([Block(make_layer(), n, rngs=rngs, dtype=dtype) for _ in range(depth)])
         self.fc = nnx.Linear(n, num_classes, dtype=dtype, rngs=rngs)
 
@@ -120,14 +118,14 @@ def _net_macs(h, w, n, layer_macs, depth=2, num_classes=10):
 
 
 @register("sic_net", input_shape=(32, 32, 3),
-          reference=Reference(None, _net_macs(32, 32, 64, 2 * (64 * 9 + 64 * 64) * 32 * 32), SEED))
+          reference=Reference(None, _net_macs(32, 32, 64, 2 * (64 * 9 + 64 * 64) * 32 * 32), PAPER))
 def sic_net(*, rngs, n=64, k=3, b=2, depth=2, num_classes=10, dtype=None):
     """Small network of SIC blocks (n channels, b intra-channel convolutions per layer)."""
     return SmallNet(lambda: SIC(n, k, b, rngs=rngs, dtype=dtype), n, depth, num_classes, rngs=rngs, dtype=dtype)
 
 
 @register("topological_subdivision_net", input_shape=(32, 32, 3),
-          reference=Reference(None, _net_macs(32, 32, 64, 64 * 9 * 9 * 32 * 32), SEED))
+          reference=Reference(None, _net_macs(32, 32, 64, 64 * 9 * 9 * 32 * 32), PAPER))
 def topological_subdivision_net(*, rngs, dims=(8, 8), nbhd=(3, 3), k=3, depth=2, num_classes=10, dtype=None):
     """Small network of topological-subdivisioning blocks (2-D channel torus ``dims``)."""
     n = math.prod(dims)
@@ -136,7 +134,7 @@ def topological_subdivision_net(*, rngs, dims=(8, 8), nbhd=(3, 3), k=3, depth=2,
 
 
 @register("spatial_bottleneck_net", input_shape=(32, 32, 3),
-          reference=Reference(None, _net_macs(32, 32, 64, 2 * 64 * 64 * 32 * 32), SEED))
+          reference=Reference(None, _net_macs(32, 32, 64, 2 * 64 * 64 * 32 * 32), PAPER))
 def spatial_bottleneck_net(*, rngs, n=64, k=2, depth=2, num_classes=10, dtype=None):
     """Small network of spatial-bottleneck blocks (stride-k conv + stride-k deconv)."""
     return SmallNet(lambda: SpatialBottleneck(n, k, rngs=rngs, dtype=dtype), n, depth, num_classes, rngs=rngs,

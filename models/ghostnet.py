@@ -10,16 +10,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from models._registry import Reference, register
+from models.blocks import bn, conv
 from models.mobilenet import _make_divisible
-
-
-def _bn(c, rngs, dtype):
-    return nnx.BatchNorm(c, use_running_average=True, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
-
-
-def _conv(cin, cout, k, stride, groups, rngs, dtype, bias=False):
-    return nnx.Conv(cin, cout, (k, k), strides=stride, padding=k // 2, feature_group_count=groups,
-                    use_bias=bias, dtype=dtype, rngs=rngs)
 
 
 class GhostModule(nnx.Module):
@@ -29,11 +21,12 @@ class GhostModule(nnx.Module):
     def __init__(self, cin, cout, ratio=2, dw_size=3, relu=True, *, rngs, dtype=None):
         init = math.ceil(cout / ratio)
         new = init * (ratio - 1)
+        kw = {"rngs": rngs, "dtype": dtype}
         self.cout, self.relu = cout, relu
-        self.primary_conv = _conv(cin, init, 1, 1, 1, rngs, dtype)
-        self.primary_bn = _bn(init, rngs, dtype)
-        self.cheap_conv = _conv(init, new, dw_size, 1, init, rngs, dtype)
-        self.cheap_bn = _bn(new, rngs, dtype)
+        self.primary_conv = conv(cin, init, 1, **kw)
+        self.primary_bn = bn(init, **kw)
+        self.cheap_conv = conv(init, new, dw_size, 1, init, **kw)
+        self.cheap_bn = bn(new, **kw)
 
     def __call__(self, x):
         act = jax.nn.relu if self.relu else (lambda t: t)
@@ -46,9 +39,10 @@ class SqueezeExcite(nnx.Module):
     """SE: GAP, 1x1 reduce (ReLU), 1x1 expand, hard-sigmoid gate."""
 
     def __init__(self, c, se_ratio=0.25, *, rngs, dtype=None):
+        kw = {"rngs": rngs, "dtype": dtype}
         r = _make_divisible(c * se_ratio, 4)
-        self.reduce = _conv(c, r, 1, 1, 1, rngs, dtype, bias=True)
-        self.expand = _conv(r, c, 1, 1, 1, rngs, dtype, bias=True)
+        self.reduce = conv(c, r, 1, bias=True, **kw)
+        self.expand = conv(r, c, 1, bias=True, **kw)
 
     def __call__(self, x):
         s = self.expand(jax.nn.relu(self.reduce(x.mean(axis=(1, 2), keepdims=True))))
@@ -60,17 +54,18 @@ class GhostBottleneck(nnx.Module):
     plus identity or dw+1x1 shortcut."""
 
     def __init__(self, cin, mid, cout, k, stride, se_ratio, *, rngs, dtype=None):
+        kw = {"rngs": rngs, "dtype": dtype}
         self.stride = stride
-        self.ghost1 = GhostModule(cin, mid, relu=True, rngs=rngs, dtype=dtype)
-        self.conv_dw = _conv(mid, mid, k, stride, mid, rngs, dtype) if stride > 1 else nnx.data(None)
-        self.bn_dw = _bn(mid, rngs, dtype) if stride > 1 else nnx.data(None)
-        self.se = SqueezeExcite(mid, se_ratio, rngs=rngs, dtype=dtype) if se_ratio else nnx.data(None)
-        self.ghost2 = GhostModule(mid, cout, relu=False, rngs=rngs, dtype=dtype)
+        self.ghost1 = GhostModule(cin, mid, relu=True, **kw)
+        self.conv_dw = conv(mid, mid, k, stride, mid, **kw) if stride > 1 else nnx.data(None)
+        self.bn_dw = bn(mid, **kw) if stride > 1 else nnx.data(None)
+        self.se = SqueezeExcite(mid, se_ratio, **kw) if se_ratio else nnx.data(None)
+        self.ghost2 = GhostModule(mid, cout, relu=False, **kw)
         if cin == cout and stride == 1:
             self.shortcut = nnx.data(None)
         else:
-            self.shortcut = nnx.List([_conv(cin, cin, k, stride, cin, rngs, dtype), _bn(cin, rngs, dtype),
-                                      _conv(cin, cout, 1, 1, 1, rngs, dtype), _bn(cout, rngs, dtype)])
+            self.shortcut = nnx.List([conv(cin, cin, k, stride, cin, **kw), bn(cin, **kw),
+                                      conv(cin, cout, 1, **kw), bn(cout, **kw)])
 
     def __call__(self, x):
         y = self.ghost1(x)
@@ -95,20 +90,20 @@ class GhostNet(nnx.Module):
         (5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1), (5, 960, 160, 0, 1), (5, 960, 160, 0.25, 1))
 
     def __init__(self, width=1.0, num_classes=1000, *, rngs, dtype=None):
+        kw = {"rngs": rngs, "dtype": dtype}
         c = _make_divisible(16 * width, 4)
-        self.conv_stem = _conv(3, c, 3, 2, 1, rngs, dtype)
-        self.bn1 = _bn(c, rngs, dtype)
+        self.conv_stem = conv(3, c, 3, 2, **kw)
+        self.bn1 = bn(c, **kw)
         blocks = []
         for k, exp, out, se, s in self._CFG:
             cout = _make_divisible(out * width, 4)
-            blocks.append(GhostBottleneck(c, _make_divisible(exp * width, 4), cout, k, s, se, rngs=rngs,
-                                          dtype=dtype))
+            blocks.append(GhostBottleneck(c, _make_divisible(exp * width, 4), cout, k, s, se, **kw))
             c = cout
         self.blocks = nnx.List(blocks)
         last = _make_divisible(960 * width, 4)
-        self.conv_last = _conv(c, last, 1, 1, 1, rngs, dtype)
-        self.bn_last = _bn(last, rngs, dtype)
-        self.conv_head = _conv(last, 1280, 1, 1, 1, rngs, dtype, bias=True)
+        self.conv_last = conv(c, last, 1, **kw)
+        self.bn_last = bn(last, **kw)
+        self.conv_head = conv(last, 1280, 1, bias=True, **kw)
         self.classifier = nnx.Linear(1280, num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):

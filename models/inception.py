@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models._registry import Reference, register
-
-TORCHVISION = "torchvision 0.29 weights metadata (shared/REFERENCE.md)"
+from models._registry import PTFLOPS, TORCHVISION, Reference, register
+from models.blocks import bn
 
 
 def _pair(v):
@@ -25,7 +24,7 @@ class BasicConv2d(nnx.Module):
         ph, pw = _pair(padding)
         self.conv = nnx.Conv(cin, cout, (kh, kw), strides=stride, padding=((ph, ph), (pw, pw)),
                              use_bias=False, dtype=dtype, rngs=rngs)
-        self.bn = nnx.BatchNorm(cout, use_running_average=True, epsilon=1e-3, dtype=dtype, rngs=rngs)
+        self.bn = bn(cout, eps=1e-3, rngs=rngs, dtype=dtype)
 
     def __call__(self, x):
         return jax.nn.relu(self.bn(self.conv(x)))
@@ -312,8 +311,6 @@ def inception_v3(*, rngs, num_classes=1000, aux=True, dtype=None):
 
 
 # ----------------------------------------------------------------------------- Inception-v4
-
-PTFLOPS = "ptflops table in seed 001 (shared/REFERENCE.md)"
 
 
 def _avg3_excl(x):

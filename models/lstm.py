@@ -65,8 +65,8 @@ def _macs(v, d, n, t):
 
 @register("lstm", input_shape=(35,),
           reference=Reference(_params(10_000, 650, 2), float(_macs(10_000, 650, 2, 35)),
-                              "closed form; architecture of arXiv 1409.2329 (medium: 2x650, vocab 10k, 35 steps)",
-                              note="paper gives no counts; ~19.8 M params"))
+                              "closed form, arXiv 1409.2329 (medium)",
+                              note="2 x 650 units, vocabulary 10k, 35 steps; the paper gives no counts"))
 def lstm(*, rngs, vocab=10_000, hidden=650, layers=2, dtype=None):
     """2-layer 650-unit LSTM language model (Zaremba et al. medium)."""
     return LSTMLanguageModel(vocab, hidden, layers, rngs=rngs, dtype=dtype)

@@ -7,13 +7,8 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from models._registry import Reference, register
-
-TORCHVISION = "torchvision 0.29 weights metadata (shared/REFERENCE.md)"
-
-
-def _bn(c, rngs, dtype):
-    return nnx.BatchNorm(c, use_running_average=True, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
+from models._registry import TORCHVISION, Reference, register
+from models.blocks import bn, conv
 
 
 def _make_divisible(v, divisor=8, min_value=None):
@@ -28,9 +23,8 @@ class ConvBN(nnx.Module):
     """KxK conv (optionally grouped) + BN + optional ReLU6 / ReLU."""
 
     def __init__(self, cin, cout, k, stride=1, groups=1, act="relu6", *, rngs, dtype=None):
-        self.conv = nnx.Conv(cin, cout, (k, k), strides=stride, padding=(k - 1) // 2,
-                             feature_group_count=groups, use_bias=False, dtype=dtype, rngs=rngs)
-        self.bn = _bn(cout, rngs, dtype)
+        self.conv = conv(cin, cout, k, stride, groups, rngs=rngs, dtype=dtype)
+        self.bn = bn(cout, rngs=rngs, dtype=dtype)
         self.act = act
 
     def __call__(self, x):

@@ -6,18 +6,20 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from models._registry import Reference, register
-
-TORCHVISION = "torchvision 0.29 weights metadata (shared/REFERENCE.md)"
-
-
-def _bn(c, rngs, dtype):
-    return nnx.BatchNorm(c, use_running_average=True, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
+from models._registry import TORCHVISION, Reference, register
+from models.blocks import bn, conv
 
 
-def _conv(cin, cout, k, stride, rngs, dtype):
-    return nnx.Conv(cin, cout, (k, k), strides=stride, padding=k // 2, use_bias=False, dtype=dtype,
-                    rngs=rngs)
+def projection(cin, cout, stride, *, rngs, dtype=None):
+    """The shortcut's 1x1 conv (strided) + BN where the block changes the shape, else None."""
+    if stride == 1 and cin == cout:
+        return nnx.data(None)
+    return nnx.List([conv(cin, cout, 1, stride, rngs=rngs, dtype=dtype), bn(cout, rngs=rngs, dtype=dtype)])
+
+
+def shortcut(downsample, x):
+    """x itself, or ``downsample``'s BN(conv(x))."""
+    return x if downsample is None else downsample[1](downsample[0](x))
 
 
 class BasicBlock(nnx.Module):
@@ -26,66 +28,71 @@ class BasicBlock(nnx.Module):
     expansion = 1
 
     def __init__(self, cin, width, stride, *, rngs, dtype=None):
-        self.conv1 = _conv(cin, width, 3, stride, rngs, dtype)
-        self.bn1 = _bn(width, rngs, dtype)
-        self.conv2 = _conv(width, width, 3, 1, rngs, dtype)
-        self.bn2 = _bn(width, rngs, dtype)
-        self.downsample = nnx.data(None)
-        if stride != 1 or cin != width:
-            self.downsample = nnx.List([_conv(cin, width, 1, stride, rngs, dtype), _bn(width, rngs, dtype)])
+        kw = {"rngs": rngs, "dtype": dtype}
+        self.conv1 = conv(cin, width, 3, stride, **kw)
+        self.bn1 = bn(width, **kw)
+        self.conv2 = conv(width, width, 3, **kw)
+        self.bn2 = bn(width, **kw)
+        self.downsample = projection(cin, width, stride, **kw)
 
     def __call__(self, x):
         y = jax.nn.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
-        shortcut = x if self.downsample is None else self.downsample[1](self.downsample[0](x))
-        return jax.nn.relu(y + shortcut)
+        return jax.nn.relu(y + shortcut(self.downsample, x))
 
 
 class Bottleneck(nnx.Module):
-    """1x1 reduce, 3x3 (strided), 1x1 expand x4, with a shortcut (ResNet-50/101/152)."""
+    """1x1 reduce, 3x3, 1x1 expand x4, with a shortcut (ResNet-50/101/152). torchvision strides
+    the 3x3; the paper (and the SE-ResNet ports) stride the first 1x1: ``stride_on_1x1``."""
 
     expansion = 4
 
-    def __init__(self, cin, width, stride, *, rngs, dtype=None):
+    def __init__(self, cin, width, stride, *, rngs, dtype=None, stride_on_1x1=False):
+        kw = {"rngs": rngs, "dtype": dtype}
         cout = width * 4
-        self.conv1 = _conv(cin, width, 1, 1, rngs, dtype)
-        self.bn1 = _bn(width, rngs, dtype)
-        self.conv2 = _conv(width, width, 3, stride, rngs, dtype)
-        self.bn2 = _bn(width, rngs, dtype)
-        self.conv3 = _conv(width, cout, 1, 1, rngs, dtype)
-        self.bn3 = _bn(cout, rngs, dtype)
-        self.downsample = nnx.data(None)
-        if stride != 1 or cin != cout:
-            self.downsample = nnx.List([_conv(cin, cout, 1, stride, rngs, dtype), _bn(cout, rngs, dtype)])
+        s1, s3 = (stride, 1) if stride_on_1x1 else (1, stride)
+        self.conv1 = conv(cin, width, 1, s1, **kw)
+        self.bn1 = bn(width, **kw)
+        self.conv2 = conv(width, width, 3, s3, **kw)
+        self.bn2 = bn(width, **kw)
+        self.conv3 = conv(width, cout, 1, **kw)
+        self.bn3 = bn(cout, **kw)
+        self.downsample = projection(cin, cout, stride, **kw)
 
-    def __call__(self, x):
+    def residual(self, x):
+        """The residual branch, before the sum with the shortcut."""
         y = jax.nn.relu(self.bn1(self.conv1(x)))
         y = jax.nn.relu(self.bn2(self.conv2(y)))
-        y = self.bn3(self.conv3(y))
-        shortcut = x if self.downsample is None else self.downsample[1](self.downsample[0](x))
-        return jax.nn.relu(y + shortcut)
+        return self.bn3(self.conv3(y))
+
+    def __call__(self, x):
+        return jax.nn.relu(self.residual(x) + shortcut(self.downsample, x))
 
 
 class ResNet(nnx.Module):
     """Stem (7x7/2 conv, BN, ReLU, 3x3/2 max-pool), four stages, global average pool, FC."""
 
     def __init__(self, block, layers, num_classes=1000, *, rngs, dtype=None):
-        self.conv1 = nnx.Conv(3, 64, (7, 7), strides=2, padding=3, use_bias=False, dtype=dtype, rngs=rngs)
-        self.bn1 = _bn(64, rngs, dtype)
+        kw = {"rngs": rngs, "dtype": dtype}
+        self.conv1 = conv(3, 64, 7, 2, **kw)
+        self.bn1 = bn(64, **kw)
         cin = 64
         stages = []
         for i, (n, width) in enumerate(zip(layers, (64, 128, 256, 512))):
             blocks = []
             for j in range(n):
-                blocks.append(block(cin, width, 2 if (j == 0 and i > 0) else 1, rngs=rngs, dtype=dtype))
+                blocks.append(block(cin, width, 2 if (j == 0 and i > 0) else 1, **kw))
                 cin = width * block.expansion
             stages.append(nnx.List(blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.fc = nnx.Linear(cin, num_classes, dtype=dtype, rngs=rngs)
 
+    def pool(self, x):
+        """The stem's 3x3/2 max-pool, padding 1."""
+        return nnx.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
+
     def __call__(self, x):
-        x = jax.nn.relu(self.bn1(self.conv1(x)))
-        x = nnx.max_pool(x, (3, 3), (2, 2), ((1, 1), (1, 1)))
+        x = self.pool(jax.nn.relu(self.bn1(self.conv1(x))))
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
             for block in stage:
                 x = block(x)

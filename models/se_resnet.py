@@ -2,80 +2,49 @@
 laid out as Cadene's ``pretrainedmodels`` (the implementation ptflops measured): the
 bottleneck strides on its first 1x1 conv, and every block ends with a squeeze-excitation
 gate (global average pool, 1x1 conv C -> C/16 + ReLU, 1x1 conv C/16 -> C + sigmoid, both
-with bias) applied before the residual sum."""
+with bias) applied before the residual sum; the stem's max-pool runs in ceil mode."""
 
 from __future__ import annotations
 
 import jax
 from flax import nnx
 
-from models._registry import Reference, register
+from models._registry import PTFLOPS, Reference, register
+from models.blocks import conv
 from models.inception import _max_pool_ceil
-from models.resnet import _bn, _conv
-
-PTFLOPS = "ptflops table in seed 001 (shared/REFERENCE.md)"
+from models.resnet import Bottleneck, ResNet, shortcut
 
 
 class SEModule(nnx.Module):
     def __init__(self, c, reduction=16, *, rngs, dtype=None):
-        self.fc1 = nnx.Conv(c, c // reduction, (1, 1), dtype=dtype, rngs=rngs)
-        self.fc2 = nnx.Conv(c // reduction, c, (1, 1), dtype=dtype, rngs=rngs)
+        self.fc1 = conv(c, c // reduction, 1, bias=True, rngs=rngs, dtype=dtype)
+        self.fc2 = conv(c // reduction, c, 1, bias=True, rngs=rngs, dtype=dtype)
 
     def __call__(self, x):
         s = x.mean(axis=(1, 2), keepdims=True)
         return x * jax.nn.sigmoid(self.fc2(jax.nn.relu(self.fc1(s))))
 
 
-class SEBottleneck(nnx.Module):
+class SEBottleneck(Bottleneck):
     """1x1 reduce (strided), 3x3, 1x1 expand x4, SE gate, shortcut."""
 
-    expansion = 4
-
     def __init__(self, cin, width, stride, *, rngs, dtype=None):
-        cout = width * 4
-        self.conv1 = _conv(cin, width, 1, stride, rngs, dtype)
-        self.bn1 = _bn(width, rngs, dtype)
-        self.conv2 = _conv(width, width, 3, 1, rngs, dtype)
-        self.bn2 = _bn(width, rngs, dtype)
-        self.conv3 = _conv(width, cout, 1, 1, rngs, dtype)
-        self.bn3 = _bn(cout, rngs, dtype)
-        self.se = SEModule(cout, rngs=rngs, dtype=dtype)
-        self.downsample = nnx.data(None)
-        if stride != 1 or cin != cout:
-            self.downsample = nnx.List([_conv(cin, cout, 1, stride, rngs, dtype), _bn(cout, rngs, dtype)])
+        super().__init__(cin, width, stride, rngs=rngs, dtype=dtype, stride_on_1x1=True)
+        self.se = SEModule(width * 4, rngs=rngs, dtype=dtype)
 
     def __call__(self, x):
-        y = jax.nn.relu(self.bn1(self.conv1(x)))
-        y = jax.nn.relu(self.bn2(self.conv2(y)))
-        y = self.se(self.bn3(self.conv3(y)))
-        shortcut = x if self.downsample is None else self.downsample[1](self.downsample[0](x))
-        return jax.nn.relu(y + shortcut)
+        return jax.nn.relu(self.se(self.residual(x)) + shortcut(self.downsample, x))
 
 
-class SEResNet(nnx.Module):
+class SEResNet(ResNet):
     """7x7/2 stem, 3x3/2 max-pool (ceil mode), four SE-bottleneck stages, GAP, FC."""
 
     def __init__(self, layers, num_classes=1000, *, rngs, dtype=None):
-        self.conv1 = nnx.Conv(3, 64, (7, 7), strides=2, padding=3, use_bias=False, dtype=dtype, rngs=rngs)
-        self.bn1 = _bn(64, rngs, dtype)
-        cin = 64
-        stages = []
-        for i, (n, width) in enumerate(zip(layers, (64, 128, 256, 512))):
-            blocks = []
-            for j in range(n):
-                blocks.append(SEBottleneck(cin, width, 2 if (j == 0 and i > 0) else 1, rngs=rngs,
-                                           dtype=dtype))
-                cin = width * 4
-            stages.append(nnx.List(blocks))
-        self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.fc = nnx.Linear(cin, num_classes, dtype=dtype, rngs=rngs)
+        super().__init__(SEBottleneck, layers, num_classes, rngs=rngs, dtype=dtype)
 
-    def __call__(self, x):
-        x = _max_pool_ceil(jax.nn.relu(self.bn1(self.conv1(x))), 3, 2)
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            for block in stage:
-                x = block(x)
-        return self.fc(x.mean(axis=(1, 2)))
+    def pool(self, x):
+        """torch ``MaxPool2d(3, 2, ceil_mode=True)``: no padding, a last partial window."""
+        return _max_pool_ceil(x, 3, 2)
 
 
 _VARIANTS = {

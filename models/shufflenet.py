@@ -8,19 +8,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models._registry import Reference, register
-
-TORCHVISION = "torchvision 0.29 weights metadata (shared/REFERENCE.md)"
-
-
-def _bn(c, rngs, dtype):
-    return nnx.BatchNorm(c, use_running_average=True, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
-
-
-def _conv(cin, cout, k, stride, groups, rngs, dtype, bias=False):
-    return nnx.Conv(cin, cout, (k, k), strides=stride, padding=(k - 1) // 2, feature_group_count=groups,
-                    use_bias=bias, dtype=dtype, rngs=rngs)
-
+from models._registry import TORCHVISION, Reference, register
+from models.blocks import bn, conv
 
 _V1_STAGE_OUT = {1: 144, 2: 200, 3: 240, 4: 272, 8: 384}  # stage-2 output channels (Table 1)
 
@@ -35,17 +24,18 @@ class ShuffleUnitV1(nnx.Module):
     """ShuffleNet V1 unit (Fig. 2b/c): 1x1 GConv, shuffle, 3x3 DWConv, 1x1 GConv; add or concat."""
 
     def __init__(self, cin, cout, stride, groups, first_group=True, *, rngs, dtype=None):
+        kw = {"rngs": rngs, "dtype": dtype}
         self.stride, self.groups = stride, groups
         mid = cout // 4  # bottleneck = 1/4 of the unit's output (official implementation)
         if stride == 2:
             cout = cout - cin
         g1 = groups if first_group else 1
-        self.conv1 = _conv(cin, mid, 1, 1, g1, rngs, dtype)
-        self.bn1 = _bn(mid, rngs, dtype)
-        self.conv2 = _conv(mid, mid, 3, stride, mid, rngs, dtype)
-        self.bn2 = _bn(mid, rngs, dtype)
-        self.conv3 = _conv(mid, cout, 1, 1, groups, rngs, dtype)
-        self.bn3 = _bn(cout, rngs, dtype)
+        self.conv1 = conv(cin, mid, 1, 1, g1, **kw)
+        self.bn1 = bn(mid, **kw)
+        self.conv2 = conv(mid, mid, 3, stride, mid, **kw)
+        self.bn2 = bn(mid, **kw)
+        self.conv3 = conv(mid, cout, 1, 1, groups, **kw)
+        self.bn3 = bn(cout, **kw)
 
     def __call__(self, x):
         y = jax.nn.relu(self.bn1(self.conv1(x)))
@@ -61,18 +51,17 @@ class ShuffleUnitV1(nnx.Module):
 class ShuffleNetV1(nnx.Module):
     """ShuffleNet V1 (Table 1), width ``scale`` x, ``groups`` in {1, 2, 3, 4, 8}."""
 
-
     def __init__(self, groups=3, scale=1.0, num_classes=1000, *, rngs, dtype=None):
+        kw = {"rngs": rngs, "dtype": dtype}
         stem = int(24 * scale)
-        self.conv1 = _conv(3, stem, 3, 2, 1, rngs, dtype)
-        self.bn1 = _bn(stem, rngs, dtype)
+        self.conv1 = conv(3, stem, 3, 2, **kw)
+        self.bn1 = bn(stem, **kw)
         c = stem
         units = []
         for i, n in enumerate((4, 8, 4)):
             cout = int(_V1_STAGE_OUT[groups] * scale) * 2 ** i
             for j in range(n):
-                units.append(ShuffleUnitV1(c, cout, 2 if j == 0 else 1, groups, first_group=(i + j > 0),
-                                           rngs=rngs, dtype=dtype))
+                units.append(ShuffleUnitV1(c, cout, 2 if j == 0 else 1, groups, first_group=(i + j > 0), **kw))
                 c = cout
         self.units = nnx.List(units)
         self.fc = nnx.Linear(c, num_classes, dtype=dtype, rngs=rngs)
@@ -89,17 +78,18 @@ class ShuffleUnitV2(nnx.Module):
     """ShuffleNet V2 unit (Fig. 3c/d): channel split, 1x1, 3x3 DW, 1x1 on one branch; concat + shuffle."""
 
     def __init__(self, cin, cout, stride, *, rngs, dtype=None):
+        kw = {"rngs": rngs, "dtype": dtype}
         self.stride = stride
         bc = cout // 2
         if stride > 1:
-            self.branch1 = nnx.List([_conv(cin, cin, 3, stride, cin, rngs, dtype), _bn(cin, rngs, dtype),
-                                     _conv(cin, bc, 1, 1, 1, rngs, dtype), _bn(bc, rngs, dtype)])
+            self.branch1 = nnx.List([conv(cin, cin, 3, stride, cin, **kw), bn(cin, **kw),
+                                     conv(cin, bc, 1, **kw), bn(bc, **kw)])
         else:
             self.branch1 = nnx.data(None)
         b2in = cin if stride > 1 else bc
-        self.branch2 = nnx.List([_conv(b2in, bc, 1, 1, 1, rngs, dtype), _bn(bc, rngs, dtype),
-                                 _conv(bc, bc, 3, stride, bc, rngs, dtype), _bn(bc, rngs, dtype),
-                                 _conv(bc, bc, 1, 1, 1, rngs, dtype), _bn(bc, rngs, dtype)])
+        self.branch2 = nnx.List([conv(b2in, bc, 1, **kw), bn(bc, **kw),
+                                 conv(bc, bc, 3, stride, bc, **kw), bn(bc, **kw),
+                                 conv(bc, bc, 1, **kw), bn(bc, **kw)])
 
     def _b2(self, x):
         c1, b1, c2, b2, c3, b3 = self.branch2
@@ -119,17 +109,18 @@ class ShuffleNetV2(nnx.Module):
     """ShuffleNet V2 (Table 5): stem, stages of (4, 8, 4) units, 1x1 conv5, GAP, FC."""
 
     def __init__(self, stages_out, num_classes=1000, *, rngs, dtype=None):
-        self.conv1 = _conv(3, stages_out[0], 3, 2, 1, rngs, dtype)
-        self.bn1 = _bn(stages_out[0], rngs, dtype)
+        kw = {"rngs": rngs, "dtype": dtype}
+        self.conv1 = conv(3, stages_out[0], 3, 2, **kw)
+        self.bn1 = bn(stages_out[0], **kw)
         c = stages_out[0]
         units = []
         for n, cout in zip((4, 8, 4), stages_out[1:4]):
             for j in range(n):
-                units.append(ShuffleUnitV2(c, cout, 2 if j == 0 else 1, rngs=rngs, dtype=dtype))
+                units.append(ShuffleUnitV2(c, cout, 2 if j == 0 else 1, **kw))
                 c = cout
         self.units = nnx.List(units)
-        self.conv5 = _conv(c, stages_out[4], 1, 1, 1, rngs, dtype)
-        self.bn5 = _bn(stages_out[4], rngs, dtype)
+        self.conv5 = conv(c, stages_out[4], 1, **kw)
+        self.bn5 = bn(stages_out[4], **kw)
         self.fc = nnx.Linear(stages_out[4], num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models._registry import Reference, register
+from models._registry import TORCHVISION, Reference, register
 
 
 def _relative_index(w):
@@ -122,8 +122,8 @@ class SwinTransformer(nnx.Module):
 
 @register("swin_t", input_shape=(224, 224, 3),
           reference=Reference(28_288_354, 4.491e9,
-                              "torchvision 0.29 weights metadata (shared/REFERENCE.md); MACs include "
-                              "the window-attention matmuls QK^T and AV", tolerance=0.005))
+                              TORCHVISION, tolerance=0.005,
+                              note="MACs include the window-attention matmuls QK^T and AV"))
 def swin_t(*, rngs, num_classes=1000, dtype=None):
     """Swin-T: C=96, depths (2, 2, 6, 2), heads (3, 6, 12, 24), window 7."""
     return SwinTransformer(96, (2, 2, 6, 2), (3, 6, 12, 24), 7, num_classes, rngs=rngs, dtype=dtype)

@@ -117,9 +117,9 @@ def _macs(v, d, ff, n_layers, s):
 
 @register("transformer_base", input_shape=(2, 128),
           reference=Reference(65_000_000, float(_macs(37_000, 512, 2048, 6, 128)),
-                              "params: arXiv 1706.03762 Table 3 (base, 65 M); MACs: closed form at "
-                              "source = target length 128", params_exact=False, tolerance=0.05,
-                              note="65 M is the paper's rounded figure; tied embeddings give ~63.1 M"))
+                              "arXiv 1706.03762 Table 3 (base); MACs: closed form", params_exact=False,
+                              tolerance=0.05, note="65 M is the paper's rounded figure, tied embeddings give "
+                                                   "~63.1 M; MACs at source = target length 128"))
 def transformer_base(*, rngs, vocab=37_000, dtype=None):
     """Transformer base (N=6, d_model=512, h=8, d_ff=2048), input (2, seq) = (source, target) ids."""
     return Transformer(vocab, 512, 8, 2048, 6, rngs=rngs, dtype=dtype)

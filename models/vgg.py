@@ -7,10 +7,9 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from models._registry import Reference, register
+from models._registry import TORCHVISION, Reference, register
 from models.alexnet import adaptive_avg_pool
-
-TORCHVISION = "torchvision 0.29 weights metadata (shared/REFERENCE.md)"
+from models.blocks import bn, conv
 
 CONFIGS = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
@@ -25,14 +24,15 @@ class VGG(nnx.Module):
     """3x3 conv stacks ("M" = 2x2 max-pool), optional BN after each conv, three FC layers."""
 
     def __init__(self, cfg, batch_norm=False, num_classes=1000, dropout=0.5, *, rngs, dtype=None):
+        kw = {"rngs": rngs, "dtype": dtype}
         self.cfg = cfg
         convs, bns, c = [], [], 3
         for v in cfg:
             if v == "M":
                 continue
-            convs.append(nnx.Conv(c, v, (3, 3), padding=1, dtype=dtype, rngs=rngs))
+            convs.append(conv(c, v, 3, bias=True, **kw))
             if batch_norm:
-                bns.append(nnx.BatchNorm(v, use_running_average=True, epsilon=1e-5, dtype=dtype, rngs=rngs))
+                bns.append(bn(v, **kw))
             c = v
         self.convs = nnx.List(convs)
         self.bns = nnx.List(bns)

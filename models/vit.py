@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models._registry import Reference, register
+from models._registry import TORCHVISION, Reference, register
 
 
 class MultiHeadAttention(nnx.Module):
@@ -71,8 +71,8 @@ class VisionTransformer(nnx.Module):
 
 @register("vit_b_16", input_shape=(224, 224, 3),
           reference=Reference(86_567_656, 17.564e9,
-                              "torchvision 0.29 weights metadata (shared/REFERENCE.md); MACs include "
-                              "the attention matmuls QK^T and AV", tolerance=0.005))
+                              TORCHVISION, tolerance=0.005,
+                              note="MACs include the attention matmuls QK^T and AV"))
 def vit_b_16(*, rngs, image_size=224, num_classes=1000, dtype=None):
     """ViT-B/16: 12 layers, width 768, 12 heads, MLP 3072."""
     return VisionTransformer(image_size, 16, 768, 12, 12, 3072, num_classes, rngs=rngs, dtype=dtype)

@@ -12,23 +12,18 @@ import itertools
 import jax
 from flax import nnx
 
-from models._registry import Reference, register
-
-PTFLOPS = "ptflops README (older), shared/REFERENCE.md"
-
-
-def _bn(c, rngs, dtype):
-    return nnx.BatchNorm(c, use_running_average=True, epsilon=1e-3, dtype=dtype, rngs=rngs)
+from models._registry import PTFLOPS, Reference, register
+from models.blocks import bn, conv
 
 
 class SeparableConv(nnx.Module):
     """Depthwise 3x3 (SAME) then pointwise 1x1, no bias, then BN."""
 
     def __init__(self, cin, cout, *, rngs, dtype=None):
-        self.depthwise = nnx.Conv(cin, cin, (3, 3), padding=1, feature_group_count=cin, use_bias=False,
-                                  dtype=dtype, rngs=rngs)
-        self.pointwise = nnx.Conv(cin, cout, (1, 1), use_bias=False, dtype=dtype, rngs=rngs)
-        self.bn = _bn(cout, rngs, dtype)
+        kw = {"rngs": rngs, "dtype": dtype}
+        self.depthwise = conv(cin, cin, 3, groups=cin, **kw)
+        self.pointwise = conv(cin, cout, 1, **kw)
+        self.bn = bn(cout, eps=1e-3, **kw)
 
     def __call__(self, x):
         return self.bn(self.pointwise(self.depthwise(x)))
@@ -41,22 +36,21 @@ class XceptionBlock(nnx.Module):
 
     def __init__(self, cin, cout, reps, stride, start_with_relu=True, grow_first=True, *, rngs,
                  dtype=None):
+        kw = {"rngs": rngs, "dtype": dtype}
         chans = [cin] + ([cout] * reps if grow_first else [cin] * (reps - 1) + [cout])
-        self.convs = nnx.List([SeparableConv(a, b, rngs=rngs, dtype=dtype)
-                               for a, b in itertools.pairwise(chans)])
+        self.convs = nnx.List([SeparableConv(a, b, **kw) for a, b in itertools.pairwise(chans)])
         self.start_with_relu = start_with_relu
         self.stride = stride
         self.skip = nnx.data(None)
         if stride != 1 or cin != cout:
-            self.skip = nnx.List([nnx.Conv(cin, cout, (1, 1), strides=stride, use_bias=False, dtype=dtype,
-                                           rngs=rngs), _bn(cout, rngs, dtype)])
+            self.skip = nnx.List([conv(cin, cout, 1, stride, **kw), bn(cout, eps=1e-3, **kw)])
 
     def __call__(self, x):
         y = x
-        for i, conv in enumerate(self.convs):
+        for i, sep in enumerate(self.convs):
             if i > 0 or self.start_with_relu:
                 y = jax.nn.relu(y)
-            y = conv(y)
+            y = sep(y)
         if self.stride != 1:
             y = nnx.max_pool(y, (3, 3), (self.stride, self.stride), ((1, 1), (1, 1)))
         shortcut = x if self.skip is None else self.skip[1](self.skip[0](x))
@@ -68,9 +62,9 @@ class Xception(nnx.Module):
         kw = {"rngs": rngs, "dtype": dtype}
         self.conv1 = nnx.Conv(3, 32, (3, 3), strides=2, padding="VALID", use_bias=False, dtype=dtype,
                               rngs=rngs)
-        self.bn1 = _bn(32, rngs, dtype)
+        self.bn1 = bn(32, eps=1e-3, **kw)
         self.conv2 = nnx.Conv(32, 64, (3, 3), padding="VALID", use_bias=False, dtype=dtype, rngs=rngs)
-        self.bn2 = _bn(64, rngs, dtype)
+        self.bn2 = bn(64, eps=1e-3, **kw)
         self.entry = nnx.List([XceptionBlock(64, 128, 2, 2, start_with_relu=False, **kw),
                                XceptionBlock(128, 256, 2, 2, **kw),
                                XceptionBlock(256, 728, 2, 2, **kw)])
@@ -91,7 +85,7 @@ class Xception(nnx.Module):
 
 
 @register("xception", input_shape=(299, 299, 3),
-          reference=Reference(22_860_000, 8.42e9, PTFLOPS, params_exact=False, tolerance=0.01,
+          reference=Reference(22_860_000, 8.42e9, PTFLOPS + " (older version)", params_exact=False, tolerance=0.01,
                               note="Keras trainable params 22,855,952; ptflops MACs count BN/ReLU too"))
 def xception(*, rngs, num_classes=1000, dtype=None):
     """Xception, Keras / pretrainedmodels layout, 299x299."""

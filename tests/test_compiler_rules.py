@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import pytest
 from jax import lax
 
+from jaxcost.compiler.diagnostics import module_warnings
 from jaxcost.compiler.hlo import parse_module, parse_shape, parse_window
 from jaxcost.compiler.ops import price_module
+from jaxcost.compiler.totals import CostTotals
 
 F32 = jnp.float32
 X = jax.ShapeDtypeStruct((4, 8), F32)
@@ -122,6 +124,19 @@ def test_gradient_and_while_loops():
     assert_matches(lambda x: lax.scan(lambda c, r: (c @ jnp.ones((8, 8)), None), x, None, length=10)[0], X)
 
 
+def test_remat_opt_barrier_bytes_equal_xla():
+    """jax.checkpoint lowers to an opt-barrier over a tuple: XLA reads a tuple operand as its
+    index table (8 bytes a pointer) and writes every array of its tuple output."""
+    f = jax.grad(lambda x: jax.checkpoint(lambda x: jnp.sin(x) @ jnp.ones((8, 8)))(x).sum())
+    (lowered, xla), (compiled, xla_opt) = both(f, X)
+    for priced, totals in ((lowered, xla), (compiled, xla_opt)):
+        assert priced.xla_total.bytes_accessed == totals["bytes accessed"]
+        assert priced.xla_total.flops == totals["flops"]
+    (barrier,) = [op for op in lowered.ops if op.opcode == "opt-barrier"]
+    assert barrier.shape == "(f32[4,8], f32[4,8])"
+    assert barrier.bytes_accessed == 2 * 8 + 2 * 4 * 8 * 4
+
+
 def test_float32_accumulation_reproduced_bit_for_bit():
     """XLA sums its properties in float32: large totals are rounded. jaxcost keeps the exact
     sum and reproduces XLA's rounded one."""
@@ -157,15 +172,17 @@ def test_parse_shapes_and_windows():
     assert (w1.size, w1.pad_lo, w1.lhs_dilation) == (5, 2, 2)
 
 
-def test_unknown_opcode_is_reported_not_dropped():
-    text = """HloModule m
+FROBNICATE = """HloModule m
 ENTRY %main (p: f32[4]) -> f32[4] {
   %p = f32[4]{0} parameter(0)
   %q = f32[4]{0} frobnicate(%p), metadata={op_name="jit(f)/Net/frob"}
   ROOT %r = f32[4]{0} add(%q, %q)
 }
 """
-    priced = price_module(text)
+
+
+def test_unknown_opcode_is_reported_not_dropped():
+    priced = price_module(FROBNICATE)
     assert priced.unknown == {"frobnicate": 1}
     (frob,) = [op for op in priced.ops if op.opcode == "frobnicate"]
     assert frob.bytes_accessed == 32 and frob.layer == "Net"
@@ -179,3 +196,16 @@ def test_module_structure():
     assert fusions and fusions[0].fused_computation is not None
     assert fusions[0].fusion_kind.startswith("k")
     assert module.entry.root.is_root
+    # the lowered text names operands without "%": get-tuple-element's operand is linked too
+    lowered = parse_module(jax.jit(lambda x: lax.fori_loop(0, 3, lambda i, c: c * 2, x))
+                           .lower(X).as_text(dialect="hlo"))
+    gtes = [i for i in lowered.instructions() if i.opcode == "get-tuple-element"]
+    assert gtes and all(len(g.operands) == 1 and g in g.operands[0].users for g in gtes)
+
+
+def test_module_warnings_name_unknown_opcodes_and_disagreement():
+    priced = price_module(FROBNICATE)
+    assert module_warnings("optimized", priced, CostTotals(3.0, 0.0, 64.0)) == [
+        "optimized HLO: no cost rule for opcode 'frobnicate' (1x): priced at its bytes, zero flops",
+        "optimized HLO: jaxcost's rules give 4 flops / 0 transcendentals, XLA says 3 / 0"]
+    assert module_warnings("optimized", priced, CostTotals(4.0, 0.0, 80.0))[1:] == []

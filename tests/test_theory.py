@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import pytest
+from flax import nnx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -155,7 +156,25 @@ def test_cond_takes_max_branch_and_warns():
         return jax.lax.cond(p, lambda x: x * 2.0, lambda x: jnp.sin(x) * x * x, x)
     r = theory(f, jax.ShapeDtypeStruct((), jnp.bool_), sds(10))
     assert r.totals.flops_xla == 1 + 20  # convert of the predicate + x*x*sin branch
-    assert any("cond" in w for w in r.warnings)
+    assert r.totals.transcendentals == 10
+    assert "cond at <root>: branch 0 of 2 counted (the costliest, as XLA's conditional takes the max)" in r.warnings
+
+
+def test_while_with_literal_bounds_counts_every_trip():
+    def f(x):
+        return jax.lax.while_loop(lambda c: c[0] < 7, lambda c: (c[0] + 1, c[1] * 2.0), (0, x))[1]
+    j = jax.make_jaxpr(f)(sds(5))
+    from jaxcost.theory import trip_count
+    assert trip_count(j.eqns[0]) == 7
+    r = analyze_jaxpr(j)
+    assert r.totals.flops_xla == 7 * (1 + 5) + 8 * 1       # body × 7, the `lt` condition × 8
+    assert not r.warnings
+
+
+def test_zero_size_reduction_costs_zero():
+    r = theory(lambda x: jnp.sum(x, axis=0), sds(0, 4))
+    assert (r.totals.flops_xla, r.totals.flops_textbook) == (0, 0)
+    assert theory(lambda x: jnp.dot(x, x), sds(0)).totals.flops_textbook == 0
 
 
 def test_unknown_primitive_reported_by_name_and_count():
@@ -167,6 +186,7 @@ def test_unknown_primitive_reported_by_name_and_count():
         return p.bind(p.bind(x)) + 1
     r = theory(f, sds(3))
     assert r.unknown == {"my_mystery_op": 2}
+    assert "no theory rule for primitive 'my_mystery_op' (2×): its flops are not counted" in r.warnings
 
 
 def test_layer_paths_from_named_scope_and_nested_jit():
@@ -180,27 +200,79 @@ def test_layer_paths_from_named_scope_and_nested_jit():
     assert paths["dot_general"] == "block/dense"
     assert paths["max"] == "block"
     layers = r.by_layer()
-    assert layers["block/dense"].macs == 32
+    assert layers[("block/dense", "forward")].macs == 32
+
+
+def test_by_layer_keeps_backward_rows_apart():
+    def loss(w, x):
+        with jax.named_scope("dense"):
+            y = x @ w
+        return jnp.sum(y * y)
+    r = theory(jax.grad(loss), sds(8, 4), sds(2, 8))
+    layers = r.by_layer()
+    assert layers[("dense", "forward")].macs == 2 * 8 * 4
+    assert layers[("dense", "backward")].macs == 2 * 8 * 4          # dL/dw = xᵀ·dy
+    assert sum((c for c in layers.values()), type(r.totals)()) == r.totals
+
+
+def test_cost_add_scaled_and_eqn_fields_read_through():
+    from jaxcost.theory import TheoryCost
+    a = TheoryCost(macs=3, flops_xla=6, bytes_in=4, bytes_out=8)
+    assert a + a == a.scaled(2) == TheoryCost(macs=6, flops_xla=12, bytes_in=8, bytes_out=16)
+    assert a.scaled(2).activation_bytes == 24
+    assert repr(a) == "TheoryCost(macs=3, flops_xla=6, bytes_in=4, bytes_out=8)"
+    r = theory(lambda x, w: jax.lax.scan(lambda c, _: (c @ w, None), x, None, length=3)[0], sds(2, 4), sds(4, 4))
+    e = r.eqns[0]
+    assert (e.primitive, e.count, e.macs, e.flops_xla) == ("dot_general", 3, 32, 64)
+    assert e.total == e.cost.scaled(3) and r.totals.macs == 96
 
 
 def test_params_read_through_cheap_ops():
     def f(x, w, b):
-        return x @ w.astype(F32).T + b.reshape(1, -1)
+        return x @ w.astype(F32).T + jnp.broadcast_to(b, (2, 16))
     r = theory(f, sds(2, 8), sds(16, 8), sds(16), param_invars=frozenset({1, 2}))
-    assert r.totals.params_read == 16 * 8 + 16
+    assert r.totals.params_read == 16 * 8 + 16      # the bias's 16 elements, not its 32 broadcast copies
     assert theory(f, sds(2, 8), sds(16, 8), sds(16)).totals.params_read == 0
 
 
-def test_seed_002_memory_access_of_first_conv():
-    x, w = sds(1, 224, 224, 3), sds(3, 3, 3, 32)
-    r = theory(conv_fn((2, 2), "SAME"), x, w)
-    e = r.eqns[0]
-    assert e.accesses_naive + 32 == 43_754_368   # + the 32 biases
-    x, w = sds(1, 28, 28, 256), sds(3, 3, 256, 512)
-    e = theory(conv_fn((1, 1), "SAME"), x, w).eqns[0]
-    assert e.accesses_naive + 512 == 926_425_600
+def test_conv_naive_accesses_without_bias():
+    # Hollemans' naive model for a bare conv: input·K²·Cout + output + weights (no bias here).
+    e = theory(conv_fn((2, 2), "SAME"), sds(1, 224, 224, 3), sds(3, 3, 3, 32)).eqns[0]
+    assert e.accesses_naive == 43_352_064 + 401_408 + 864
+    assert e.accesses_ideal == 150_528 + 401_408 + 864
     e = theory(conv_fn((1, 1), "SAME"), sds(1, 112, 112, 64), sds(3, 3, 64, 128)).eqns[0]
     assert e.macs == 924_844_032
+
+
+def test_grouped_conv_naive_reads_input_k2_cout_over_g_times():
+    x, w = sds(1, 8, 8, 8), sds(3, 3, 2, 12)            # 4 groups of 2 → 3 channels
+    e = theory(conv_fn((1, 1), "SAME", groups=4), x, w).eqns[0]
+    assert e.accesses_naive == 512 * 9 * 3 + 8 * 8 * 12 + 3 * 3 * 2 * 12
+    assert e.accesses_naive == formulas.conv_memory_access_naive(8, 8, 8, 3, 12, 8, 8, bias=False, groups=4).total
+
+
+@pytest.mark.parametrize("make, shape, naive, bias", [
+    # Hollemans, "How fast is my model?": input·K²·Cout + output + weights with bias, per layer.
+    (lambda r: nnx.Conv(3, 32, (3, 3), strides=2, padding="SAME", rngs=r), (1, 224, 224, 3), 43_754_368, 32),
+    (lambda r: nnx.Conv(256, 512, (3, 3), padding="SAME", rngs=r), (1, 28, 28, 256), 926_425_600, 512),
+    (lambda r: nnx.Linear(4096, 4096, rngs=r), (1, 4096), 16_777_216 + 4_096 + 16_781_312, 4096),
+])
+def test_layer_with_bias_reads_hollemans_naive_accesses(make, shape, naive, bias):
+    import jaxcost
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.layer = make(rngs)
+
+        def __call__(self, x):
+            return self.layer(x)
+
+    r = jaxcost.analyze_theory(Net(nnx.Rngs(0)), jax.ShapeDtypeStruct(shape, F32))
+    layer = r.by_layer()[("layer", "forward")]
+    assert layer.accesses_naive == naive
+    bias_add = next(e for e in r.eqns if e.primitive == "add")
+    assert bias_add.accesses_naive == bias_add.accesses_ideal == bias      # the bias, not the output again
+    assert bias_add.flops_xla == layer.flops_xla - r.eqns[0].flops_xla      # still one add per output
 
 
 def test_walk_is_fast_on_a_large_jaxpr():

@@ -1,5 +1,6 @@
-"""Issue 2 acceptance over the whole zoo: jaxcost's per-op pricing of the optimized and the
-unoptimized module sums to XLA's totals, and the parameter count is exact.
+"""The compiler and theory engines over the zoo: jaxcost's per-op pricing of the optimized and
+the unoptimized module sums to XLA's totals, the theory engine explains XLA's flops, and the
+parameter count is exact.
 
 XLA keeps costs in float32 and sums them instruction by instruction, so its totals of
 large modules are rounded. jaxcost's per-op flops are exact integers; their sum must equal
@@ -56,7 +57,7 @@ def test_ops_reproduce_xla_totals(name):
         assert sum(op.bytes_accessed for op in module.ops) == pytest.approx(xla.bytes_accessed, rel=5e-3)
     assert not [w for w in a.warnings if "no cost rule" in w]
 
-    # issue 3: the theory engine explains XLA's flops (< 0.5 % unexplained) ...
+    # the theory engine explains XLA's flops (< 0.5 % unexplained) ...
     assert a.explain().unexplained_fraction < 5e-3
     assert not a.theory.unknown
     # ... and its dense MACs equal an independent count over the same jaxpr

@@ -1,4 +1,7 @@
-"""Model zoo II (issue 5): efficient CNNs, attention models, seed-004 layers, comparison blocks.
+"""The efficient-architecture zoo: MobileNet V1/V2, ShuffleNet V1/V2, GhostNet, ViT-B/16, Swin-T,
+the Transformer base and an LSTM language model, the efficient conv layers of Wang, Liu &
+Foroosh (arXiv 1608.04337) and the comparison blocks, against their registered references:
+torchvision's exact figures, their papers' (within 2 %) and closed forms (exactly).
 
 Everything is built abstractly (``nnx.eval_shape``) and counted with ``tests/zoo_count.py``;
 only a few tiny configurations run a forward pass with real weights.
@@ -86,7 +89,7 @@ def test_output_shape(name):
         assert out == (1, 1000)
 
 
-# --- torchvision exact figures (torchvision 0.29 weights metadata, shared/REFERENCE.md) ---
+# --- torchvision exact figures (torchvision 0.29 weights metadata) ---
 
 @pytest.mark.parametrize("name, params, gmacs", [
     ("mobilenet_v2", 3_504_872, 0.301),
@@ -136,7 +139,7 @@ def test_shufflenet_v1_groups_builds(groups):
     assert abs(m / 140e6 - 1) <= 0.05
 
 
-# --- seed 004 layers: MACs equal the closed forms exactly ---
+# --- arXiv 1608.04337 layers: MACs equal the closed forms exactly ---
 
 def _layer_macs(make, shape):
     return model_macs(nnx.eval_shape(make), shape)
@@ -144,14 +147,14 @@ def _layer_macs(make, shape):
 
 @pytest.mark.parametrize("n, k, b, h", [(16, 3, 2, 8), (32, 5, 3, 6)])
 def test_sic_closed_form(n, k, b, h):
-    # SIC (seed 004): b (n k^2 + n^2) h w
+    # SIC (arXiv 1608.04337): b (n k^2 + n^2) h w
     m = _layer_macs(lambda: efficient_conv.SIC(n, k, b, rngs=nnx.Rngs(0)), (h, h, n))
     assert m == b * (n * k * k + n * n) * h * h
 
 
 @pytest.mark.parametrize("dims, nbhd, k, h", [((4, 4), (3, 3), 3, 8), ((2, 3, 4), (1, 3, 3), 3, 5)])
 def test_topological_subdivision_closed_form(dims, nbhd, k, h):
-    # topological subdivisioning (seed 004): c/n of the standard conv n^2 k^2 h w, c = prod(nbhd)
+    # topological subdivisioning (arXiv 1608.04337): c/n of the standard conv n^2 k^2 h w, c = prod(nbhd)
     n, c = math.prod(dims), math.prod(nbhd)
     m = _layer_macs(lambda: efficient_conv.TopologicalSubdivisionConv(dims, nbhd, k, rngs=nnx.Rngs(0)),
                     (h, h, n))
@@ -160,7 +163,8 @@ def test_topological_subdivision_closed_form(dims, nbhd, k, h):
 
 @pytest.mark.parametrize("n, k, h", [(16, 2, 8), (8, 3, 9)])
 def test_spatial_bottleneck_closed_form(n, k, h):
-    # spatial bottleneck (seed 004): stride-k kxk conv n^2 k^2 (h/k)(w/k) + same for the deconv = 2 n^2 h w
+    # spatial bottleneck (arXiv 1608.04337): stride-k kxk conv n^2 k^2 (h/k)(w/k), the same for the
+    # deconvolution: 2 n^2 h w
     m = _layer_macs(lambda: efficient_conv.SpatialBottleneck(n, k, rngs=nnx.Rngs(0)), (h, h, n))
     assert m == 2 * n * n * h * h
 

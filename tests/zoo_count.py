@@ -71,6 +71,26 @@ def measure(name: str) -> tuple[int, int, tuple[int, ...]]:
         return param_count(model), model_macs(model, shape), out.shape
 
 
+def check_reference(name: str) -> None:
+    """Assert that zoo model ``name`` reproduces its registered reference: the parameter count
+    exactly (within ``tolerance`` for a rounded figure), conv + linear MACs within 0.5 % of an
+    exact source (2 % of a rounded one, whose MACs may also count BN / ReLU / pooling), and
+    (1, 1000) logits."""
+    import models
+
+    ref = models.reference(name)
+    assert ref is not None and ref.source
+    params, macs, out_shape = measure(name)
+    if ref.params_exact:
+        assert params == ref.params, (name, params, ref.params, ref.source)
+        mac_tol = 0.005
+    else:
+        assert abs(params / ref.params - 1) <= ref.tolerance, (name, params, ref.params, ref.source)
+        mac_tol = 0.02
+    assert abs(macs / ref.macs - 1) <= mac_tol, (name, macs, ref.macs, ref.source)
+    assert out_shape == (1, 1000)
+
+
 def random_model(name: str, **options) -> nnx.Module:
     """Zoo model ``name`` with random weights (0.05-scaled normals) and BN statistics of one,
     filled into an abstract build: much cheaper on CPU than running the initialisers."""

@@ -6,7 +6,7 @@ import json
 
 import jax
 
-from jaxcost.cli.targets import UsageError, parse_batches, parse_options, resolve
+from jaxcost.cli.targets import UsageError, check_backend, check_output, parse_batches, parse_options, resolve
 
 
 def _cmd_bench(args) -> int:
@@ -19,12 +19,15 @@ def _cmd_bench(args) -> int:
     from jaxcost.perf.results import BenchmarkResult
     from jaxcost.perf.timing import benchmark
 
-    batches = parse_batches(args.batch)
+    check_output(args.json, "--json")
+    check_output(args.csv, "--csv")
+    batches = parse_batches(args.batch) if args.batch else [None]  # None: 1, or the callable's own
+    user_options = parse_options(args.xla_option)
     backends = args.backend.split(",") if args.backend else [jax.default_backend()]
     missing = [b for b in backends if b not in available_backends((b,))]
     if missing:
         raise UsageError(f"backend(s) not available: {', '.join(missing)}")
-    user_options = parse_options(args.xla_option)
+    targets = [resolve(args.target, batch=b, input_shape=args.input_shape, dtype=args.dtype) for b in batches]
     results, rows = [], []
     console = Console(width=150)
     for backend in backends:
@@ -42,20 +45,17 @@ def _cmd_bench(args) -> int:
                 console.print(f"[yellow]no roofline prediction: {e} (run without --published-peaks "
                               "to measure them)[/yellow]")
         for opt_name, opts in option_sets.items():
-            for batch in batches:
+            for t in targets:
+                batch = t.batch
                 console.print(f"[dim]{args.target} batch {batch} on {backend} ({opt_name}) ...[/dim]")
                 try:
-                    fn, inputs, _ = resolve(args.target, batch=batch, input_shape=args.input_shape,
-                                            dtype=args.dtype)
-                    r = benchmark(fn, *inputs, backend=backend, compiler_options=opts or None,
+                    r = benchmark(t.fn, *t.inputs, backend=backend, compiler_options=opts or None,
                                   time_budget_s=args.budget, batch_size=batch)
                     r = BenchmarkResult(**{**r.__dict__, "options_name": opt_name})
-                    a = jaxcost.analyze(fn, *inputs, backend=backend, compiler_options=opts or None,
+                    a = jaxcost.analyze(t.fn, *t.inputs, backend=backend, compiler_options=opts or None,
                                         theory=False)
                     predicted = program_roofline(a, peaks).predicted_s if peaks else None
-                except Exception as e:
-                    if isinstance(e, UsageError):
-                        raise
+                except Exception as e:  # noqa: BLE001 - one failed point is a row, not the end
                     r = BenchmarkResult(backend=backend, device_kind="", batch_size=batch, compile_s=None,
                                         lower_s=None, stats=None, latency_s=None, throughput=None,
                                         compiler_options=opts, options_name=opt_name,
@@ -119,6 +119,7 @@ def _cmd_peaks(args) -> int:
         for _patterns, p in PUBLISHED_PEAKS:
             add(p)
     else:
+        check_backend(args.backend)
         add(get_peaks(args.backend, measure=True, refresh=args.refresh))
     Console(width=150).print(t)
     return 0
@@ -127,22 +128,21 @@ def _cmd_peaks(args) -> int:
 def _cmd_compare(args) -> int:
     from jaxcost.diff.compare import compare
 
-    fn_a, inputs_a, name_a = resolve(args.a, batch=args.batch, input_shape=args.input_shape, dtype=args.dtype)
-    fn_b, inputs_b, name_b = resolve(args.b, batch=args.batch, input_shape=args.input_shape, dtype=args.dtype)
+    a, b = (resolve(t, batch=args.batch, input_shape=args.input_shape, dtype=args.dtype)
+            for t in (args.a, args.b))
+    (fn_a, inputs_a, name_a), (fn_b, inputs_b, name_b) = (a.fn, a.inputs, a.name), (b.fn, b.inputs, b.name)
     if [x.shape for x in inputs_a] != [x.shape for x in inputs_b]:
         raise UsageError(f"{args.a} and {args.b} take different inputs ({inputs_a[0].shape} vs "
                           f"{inputs_b[0].shape}); give --input-shape")
     opts_b = parse_options(args.b_xla_option)
     if args.fold_b:
-        from flax import nnx
-
+        if not b.zoo:
+            raise UsageError(f"--fold-b folds a zoo model's BatchNorms; {args.b} is not one")
         import models
         from jaxcost.transforms.fold_bn import fold_batchnorm
 
-        concrete = models.build(args.b)  # folding needs real weights
-        fn_b = fold_batchnorm(concrete).model
+        fn_b = fold_batchnorm(models.build(args.b)).model  # folding needs real weights
         name_b = f"{args.b} (BN folded)"
-        fn_a = nnx.eval_shape(lambda: models.build(args.a)) if args.a != args.b else fn_a
     if opts_b:
         name_b = f"{name_b} ({', '.join(f'{k}={v}' for k, v in opts_b.items())})"
     if name_a == name_b:
@@ -157,7 +157,7 @@ def add_commands(sub) -> None:
     c = sub.add_parser("compare", help="two programs side by side: costs and measured latency")
     c.add_argument("a")
     c.add_argument("b")
-    c.add_argument("--batch", type=int, default=1)
+    c.add_argument("--batch", type=int, default=None, help="batch size of zoo models (default 1)")
     c.add_argument("--input-shape")
     c.add_argument("--dtype", default="float32")
     c.add_argument("--b-xla-option", action="append", metavar="KEY=VALUE",
@@ -168,7 +168,7 @@ def add_commands(sub) -> None:
     c.set_defaults(func=_cmd_compare)
     b = sub.add_parser("bench", help="time a zoo model or callable; predicted vs measured latency")
     b.add_argument("target")
-    b.add_argument("--batch", default="1", help="batch sizes, e.g. 1,8,32")
+    b.add_argument("--batch", default=None, help="batch sizes of a zoo model, e.g. 1,8,32 (default 1)")
     b.add_argument("--input-shape")
     b.add_argument("--dtype", default="float32")
     b.add_argument("--backend", default=None, help="one or more of cpu,gpu,tpu (comma-separated)")
@@ -177,8 +177,8 @@ def add_commands(sub) -> None:
     b.add_argument("--budget", type=float, default=2.0, help="seconds of timed runs per point")
     b.add_argument("--published-peaks", action="store_true", help="do not measure device peaks")
     b.add_argument("--no-predict", action="store_true", help="skip the roofline prediction")
-    b.add_argument("--json")
-    b.add_argument("--csv")
+    b.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    b.add_argument("--csv", metavar="PATH", help="write the results as CSV")
     b.set_defaults(func=_cmd_bench)
     p = sub.add_parser("peaks", help="measure (or list published) device peaks")
     p.add_argument("--backend", default=None)

@@ -29,6 +29,9 @@ DTYPE_BYTES = {
     "token": 0,
 }
 POINTER_BYTES = 8  # a tuple is an index table of pointers (CPU/GPU shape-size function)
+# XLA:TPU's tuple index table: 4-byte entries padded to a multiple of 512 bytes on v4 and
+# v5e (2- to 128-element tuples cost 512 bytes, 130 elements 1024), of 32 bytes on v5p and v6e.
+TPU_POINTER_BYTES, TPU_TABLE_ALIGNMENT = 4, 512
 
 
 class HloParseError(ValueError):
@@ -37,12 +40,19 @@ class HloParseError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Shape:
-    """An array shape ``dtype[dims]{layout}`` or a tuple of shapes."""
+    """An array shape ``dtype[dims]{layout}`` or a tuple of shapes.
+
+    A TPU layout also carries tiles and a memory space,
+    ``bf16[1024,1024]{1,0:T(8,128)(2,1)S(1)}``: ``tile`` is the first tile, (8, 128);
+    ``memory_space`` the ``S(n)``, 0 (HBM) when absent (TPU: 1 VMEM, 2 SMEM).
+    """
 
     dtype: str = ""
     dims: tuple[int, ...] = ()
     tuple_shapes: tuple[Shape, ...] | None = None
     layout: tuple[int, ...] | None = dataclasses.field(default=None, compare=False)
+    tile: tuple[int, ...] = dataclasses.field(default=(), compare=False)
+    memory_space: int = dataclasses.field(default=0, compare=False)
 
     @property
     def is_tuple(self) -> bool:
@@ -56,11 +66,42 @@ class Shape:
         return math.prod(self.dims)
 
     @property
+    def stored_elements(self) -> int:
+        """Elements as stored: with a tiled layout each minor dimension is padded up to a
+        multiple of the first tile's size (dimensions the shape lacks count as 1), as
+        XLA's ``ShapeUtil::ArraySize``; later tiles only reorder within the first.
+        ``f32[3,5]{1,0:T(4,128)}`` stores 4 x 128 = 512 elements."""
+        if self.is_tuple or not self.tile or self.layout is None:
+            return self.elements
+        minor = [self.dims[d] for d in self.layout] + [1] * max(0, len(self.tile) - len(self.dims))
+        padded = [-(-n // t) * t for n, t in zip(minor, reversed(self.tile))]
+        return math.prod(padded) * math.prod(minor[len(self.tile):])
+
+    @property
     def bytes(self) -> int:
-        """XLA's ShapeSize: element bytes for arrays, a pointer table for tuples."""
+        """Bytes of its arrays as stored (tile padding included), summed over a tuple's leaves."""
         if self.is_tuple:
             return sum(s.bytes for s in self.tuple_shapes)
-        return self.elements * DTYPE_BYTES.get(self.dtype, 0)
+        return self.stored_elements * DTYPE_BYTES.get(self.dtype, 0)
+
+    @property
+    def is_tpu_layout(self) -> bool:
+        """Does the shape (any leaf of a tuple) carry a TPU tile or memory space?"""
+        return any(leaf.tile or leaf.memory_space for leaf in self.leaves())
+
+    @property
+    def index_table_bytes(self) -> int:
+        """A tuple's table of pointers to its elements (XLA's ``ByteSizeOfTupleIndexTable``),
+        see :meth:`table_bytes`; TPU tables padded as on v4/v5e."""
+        return self.table_bytes()
+
+    def table_bytes(self, tpu_alignment: int = TPU_TABLE_ALIGNMENT) -> int:
+        """A tuple's index table: 8 bytes an element on CPU/GPU; with TPU layouts 4 bytes
+        an element padded to ``tpu_alignment`` (measured: 512 on v4 and v5e, 32 on v5p and v6e)."""
+        n = len(self.tuple_shapes or ())
+        if n and self.is_tpu_layout:
+            return -(-TPU_POINTER_BYTES * n // tpu_alignment) * tpu_alignment
+        return POINTER_BYTES * n
 
     def leaves(self) -> list[Shape]:
         if not self.is_tuple:
@@ -81,6 +122,35 @@ class WindowDim:
     pad_hi: int = 0
     lhs_dilation: int = 1
     rhs_dilation: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvDims:
+    """Dimension numbers of a convolution, from ``dim_labels=b01f_01io->b01f``: the batch,
+    feature and spatial dimensions of the input (lhs), the kernel (rhs) and the output."""
+
+    lhs_batch: int
+    lhs_feature: int
+    lhs_spatial: tuple[int, ...]
+    rhs_in: int
+    rhs_out: int
+    rhs_spatial: tuple[int, ...]
+    out_batch: int
+    out_feature: int
+    out_spatial: tuple[int, ...]
+
+
+def conv_dims(labels: str) -> ConvDims:
+    """Parse ``dim_labels`` (``b01f_01io->b01f``); spatial dimensions in the order of their digits."""
+    lhs, rest = labels.split("_", 1)
+    rhs, out = rest.split("->")
+
+    def spatial(spec):
+        digits = sorted((c for c in spec if c.isdigit()), key=int)
+        return tuple(spec.index(c) for c in digits)
+
+    return ConvDims(lhs.index("b"), lhs.index("f"), spatial(lhs), rhs.index("i"), rhs.index("o"),
+                    spatial(rhs), out.index("b"), out.index("f"), spatial(out))
 
 
 @dataclasses.dataclass
@@ -241,6 +311,8 @@ def _split_top(text: str, sep: str = ",") -> list[str]:
 
 
 _ARRAY = re.compile(r"([a-z][a-z0-9]*)\[([^\]]*)\](\{[^}]*\})?")
+_TILE = re.compile(r"T\(([\d,]+)\)")  # a layout's first tile: T(8,128)(2,1) -> (8, 128)
+_SPACE = re.compile(r"S\((\d+)\)")    # a layout's memory space
 
 
 def parse_shape(text: str, pos: int = 0) -> tuple[Shape, int]:
@@ -260,11 +332,15 @@ def parse_shape(text: str, pos: int = 0) -> tuple[Shape, int]:
             return Shape("token", ()), pos + 7
         raise HloParseError(f"cannot parse a shape at: {text[pos:pos + 60]!r}")
     dims = tuple(int(d.lstrip("<=")) for d in m.group(2).split(",") if d.strip())
-    layout = None
+    layout, tile, space = None, (), 0
     if m.group(3):
-        minor_to_major = m.group(3)[1:-1].split(":")[0]
+        minor_to_major, _, extra = m.group(3)[1:-1].partition(":")
         layout = tuple(int(x) for x in minor_to_major.split(",") if x.strip().isdigit())
-    return Shape(m.group(1), dims, layout=layout), m.end()
+        if tm := _TILE.search(extra):
+            tile = tuple(int(x) for x in tm.group(1).split(","))
+        if sm := _SPACE.search(extra):
+            space = int(sm.group(1))
+    return Shape(m.group(1), dims, layout=layout, tile=tile, memory_space=space), m.end()
 
 
 _WIN_KEYS = {"size": "size", "stride": "stride", "lhs_dilate": "lhs_dilation",
@@ -321,7 +397,7 @@ def _parse_instruction(line: str) -> Instruction:
         token = part.split()[-1] if part else part
         if token.startswith("%"):
             operands.append(token[1:])
-        elif opcode not in ("constant", "parameter", "iota", "get-tuple-element") and part:
+        elif opcode not in ("constant", "parameter", "iota") and part:
             operands.append(token)
     attrs: dict[str, str] = {}
     if opcode == "parameter":

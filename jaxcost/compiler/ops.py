@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from jaxcost.compiler.hlo import Instruction, Module, parse_module
-from jaxcost.compiler.rules import Cost, CostModel, fusion_output_bytes, fusion_parameter_bytes
+from jaxcost.compiler.cost import HloCost
+from jaxcost.compiler.hlo import TPU_TABLE_ALIGNMENT, Instruction, Module, parse_module
+from jaxcost.compiler.model import CostModel
+from jaxcost.compiler.rules import fusion_output_bytes, fusion_parameter_bytes
 from jaxcost.names import split_op_name
 
 _SKIP = {"parameter", "constant", "get-tuple-element", "bitcast"}
@@ -48,8 +50,8 @@ class Op:
     direction: str
     fusion_kind: str = ""
     custom_call_target: str = ""
-    inner: tuple[InnerOp, ...] = ()
-    layer_bytes: tuple[tuple[str, float], ...] = ()
+    inner: tuple[InnerOp, ...] = dataclasses.field(default=(), repr=False)
+    layer_bytes: tuple[tuple[str, float], ...] = dataclasses.field(default=(), repr=False)
     instruction: Instruction | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
@@ -76,16 +78,23 @@ class ModuleCost:
 
     module: Module
     ops: list[Op]
-    total: Cost
+    total: HloCost
     unknown: dict[str, int]
     text: str = dataclasses.field(repr=False, default="")
     model: CostModel | None = dataclasses.field(repr=False, default=None)
 
+    def __repr__(self) -> str:
+        t = self.total
+        return (f"ModuleCost({len(self.ops)} ops, flops={t.flops:,.0f}, "
+                f"transcendentals={t.transcendentals:,.0f}, bytes={t.bytes_accessed:,.0f}, "
+                f"unknown={dict(self.unknown)})")
+
     @functools.cached_property
-    def xla_total(self) -> Cost:
+    def xla_total(self) -> HloCost:
         """The module total computed XLA's way: float32 properties summed in post order."""
-        total = CostModel(np.float32).computation_cost(self.module.entry)
-        return Cost(float(total.flops), float(total.transcendentals), float(total.bytes_accessed))
+        alignment = self.model.tpu_table_alignment if self.model else TPU_TABLE_ALIGNMENT
+        total = CostModel(np.float32, alignment).computation_cost(self.module.entry)
+        return HloCost(float(total.flops), float(total.transcendentals), float(total.bytes_accessed))
 
     @property
     def fusions(self) -> list[Op]:
@@ -138,7 +147,7 @@ def _first_layer(inst: Instruction, fallback: str) -> str:
     return fallback
 
 
-def _layer_bytes(inst: Instruction, cost: Cost, layer: str) -> tuple[tuple[str, float], ...]:
+def _layer_bytes(inst: Instruction, cost: HloCost, layer: str) -> tuple[tuple[str, float], ...]:
     if inst.opcode != "fusion" or inst.fused_computation is None or cost.bytes_accessed <= 0:
         return ((layer, cost.bytes_accessed),)
     split: dict[str, float] = {}
@@ -187,19 +196,22 @@ def _parameter_layer(inst: Instruction, layer_of: Callable[[str], str] | None) -
     return ""
 
 
-def price_module(text: str, layer_of_parameter: Callable[[str], str] | None = None) -> ModuleCost:
+def price_module(text: str, layer_of_parameter: Callable[[str], str] | None = None, *,
+                 tpu_table_alignment: int = TPU_TABLE_ALIGNMENT) -> ModuleCost:
     """Parse HLO text and price every top-level instruction of its entry computation.
 
     Instructions without ``op_name`` metadata are attributed to the layer of an entry
     parameter they read, when ``layer_of_parameter`` (see :func:`parameter_layers`) names one.
+    ``tpu_table_alignment``: how the TPU generation the text was compiled for pads tuple
+    index tables (``Chip.tuple_table_alignment``; the HLO text does not say).
     """
     module = parse_module(text)
-    model = CostModel()
-    ops, total = [], Cost()
+    model = CostModel(tpu_table_alignment=tpu_table_alignment)
+    ops, total = [], HloCost()
     for inst in module.entry.instructions:
         cost = model.instruction_cost(inst)
         total = total + cost
-        if inst.opcode in _SKIP and cost == Cost():
+        if inst.opcode in _SKIP and cost == HloCost():
             continue
         name = split_op_name(inst.op_name)
         if not inst.op_name and (layer := _parameter_layer(inst, layer_of_parameter)):

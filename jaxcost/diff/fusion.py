@@ -18,8 +18,8 @@ import dataclasses
 from collections import defaultdict
 
 from jaxcost.compiler.hlo import Computation, Instruction
+from jaxcost.compiler.model import CostModel
 from jaxcost.compiler.ops import ModuleCost, Op
-from jaxcost.compiler.rules import CostModel
 from jaxcost.names import split_op_name
 
 
@@ -55,6 +55,11 @@ class FusionReport:
     bytes_fused: float
     eliminated: float  # bytes of unoptimized ops with no counterpart after optimization
     layers: dict[str, tuple[float, float]]  # layer -> (unfused bytes, fused bytes)
+
+    def __repr__(self) -> str:
+        return (f"FusionReport({len(self.fusions)} fusions of {len(self.kernels)} kernels, "
+                f"{self.bytes_unfused:,.0f} -> {self.bytes_fused:,.0f} bytes, "
+                f"eliminated {self.eliminated:,.0f})")
 
     @property
     def saved(self) -> float:

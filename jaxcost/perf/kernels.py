@@ -35,8 +35,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxcost.compiler.hlo import Instruction, parse_module
-from jaxcost.compiler.rules import conv_dims
+from jaxcost.compiler.hlo import Instruction, conv_dims, parse_module
 from jaxcost.compiler.totals import CostTotals
 from jaxcost.perf.stats import best_time
 

@@ -30,6 +30,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxcost.hardware import CHIPS, Chip
 from jaxcost.perf.kernels import class_rates, measure_dispatch_overhead, measure_kernel_table
 from jaxcost.perf.stats import best_time
 
@@ -51,7 +52,7 @@ class DevicePeaks:
     notes: str = ""
     kernel_flops_per_s: dict[str, float] = dataclasses.field(default_factory=dict)
     kernel_overhead_s: float | None = None
-    kernel_table: list[list] = dataclasses.field(default_factory=list)
+    kernel_table: list[list] = dataclasses.field(default_factory=list, repr=False)
 
     def peak_flops(self, dtype: str = "float32") -> float:
         try:
@@ -104,22 +105,23 @@ PUBLISHED_PEAKS: list[tuple[tuple[str, ...], DevicePeaks]] = [
         {"float32": 19.5 * T, "tfloat32": 156 * T, "bfloat16": 312 * T, "float16": 312 * T},
         1.555 * TB, "published",
         "NVIDIA A100 Tensor Core GPU datasheet (40GB SXM column, dense)")),
-    (("tpu", "v4"), DevicePeaks(
-        "TPU v4", "tpu", {"bfloat16": 275 * T}, 1.2 * TB, "published",
-        "Google Cloud TPU docs, 'TPU v4' system architecture (per chip); no fp32 peak published")),
-    (("tpu", "v5", "lite"), DevicePeaks(
-        "TPU v5e", "tpu", {"bfloat16": 197 * T}, 0.819 * TB, "published",
-        "Google Cloud TPU docs, 'TPU v5e' (per chip); no fp32 peak published")),
-    (("tpu", "v5e"), DevicePeaks(
-        "TPU v5e", "tpu", {"bfloat16": 197 * T}, 0.819 * TB, "published",
-        "Google Cloud TPU docs, 'TPU v5e' (per chip); no fp32 peak published")),
-    (("tpu", "v6"), DevicePeaks(
-        "TPU v6e", "tpu", {"bfloat16": 918 * T}, 1.64 * TB, "published",
-        "Google Cloud TPU docs, 'TPU v6e' (Trillium, per chip); no fp32 peak published")),
-    (("tpu", "v5"), DevicePeaks(
-        "TPU v5p", "tpu", {"bfloat16": 459 * T}, 2.765 * TB, "published",
-        "Google Cloud TPU docs, 'TPU v5p' (per chip); no fp32 peak published")),
 ]
+
+
+def chip_peaks(chip: Chip, share: int = 1) -> DevicePeaks:
+    """A :class:`jaxcost.hardware.Chip`'s published peaks as DevicePeaks, divided among
+    ``share`` devices (libtpu's compile-only v4 topology makes one device per TensorCore:
+    ``share=chip.devices_per_chip``)."""
+    flops = {k: v / share for k, v in (("bfloat16", chip.bf16_flops), ("int8", chip.int8_ops)) if v}
+    label = chip.device_kind if chip.name == "cpu" else f"TPU {chip.name}"
+    return DevicePeaks(label, "tpu" if chip.name != "cpu" else "cpu", flops,
+                       (chip.hbm_bandwidth or 0.0) / share, "published", chip.source)
+
+
+# TPUs: the chips of jaxcost.hardware (datasheet figures, cited there), by jax device_kind.
+PUBLISHED_PEAKS += [(patterns, chip_peaks(CHIPS[name])) for patterns, name in (
+    (("tpu", "v4"), "v4"), (("tpu", "v5", "lite"), "v5e"), (("tpu", "v5e"), "v5e"),
+    (("tpu", "v6"), "v6e"), (("tpu", "v5"), "v5p"))]
 
 
 def published_peaks(device_kind: str) -> DevicePeaks | None:

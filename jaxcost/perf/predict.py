@@ -3,9 +3,10 @@ reaches on its kind and size of work, summed into a predicted latency."""
 
 from __future__ import annotations
 
-from jaxcost.compiler.corrections import trip_count
+from jaxcost.compiler.loops import trip_count
+from jaxcost.hardware import parse_target
 from jaxcost.perf.kernels import NO_KERNEL, class_work, kernel_rate
-from jaxcost.perf.peaks import DevicePeaks, get_peaks
+from jaxcost.perf.peaks import DevicePeaks, chip_peaks, get_peaks
 from jaxcost.perf.roofline import Roofline, roofline
 
 # Per-kernel dispatch cost used for GPU predictions (typical CUDA launch latency).
@@ -34,6 +35,9 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
     custom call XLA could not price counts zero flops (warned in the analysis)."""
     if not analysis.compiled:
         raise ValueError("a roofline needs the compiled module: analyze(..., compile=True)")
+    if peaks is None and analysis.target:  # compiled for a TPU slice: its chip's published peaks
+        chip = parse_target(analysis.target).chip
+        peaks = chip_peaks(chip, share=chip.devices_per_chip)
     peaks = peaks or get_peaks(analysis.backend, measure=analysis.backend == "cpu")
     dtype = dtype or _dtype_of(analysis)
     if dtype not in peaks.flops_per_s:
@@ -49,6 +53,7 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
         n, launches = 1, 1
         if op.opcode == "while" and op.instruction is not None:
             n = trip_count(op.instruction)
+            n = 1 if n is None else n  # unknown: once, as XLA counts it
             body = op.instruction.called_by("body")
             launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
         kernels.append((op.name, n * sum(f for _, f, _ in work), n * max(op.bytes_accessed, 0.0), n * compute_s,

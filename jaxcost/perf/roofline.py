@@ -47,6 +47,11 @@ class Roofline:
     launch_overhead_s: float = 0.0
     device_kind: str = ""
 
+    def __repr__(self) -> str:
+        bound = sum(p.bound == "memory" for p in self.points)
+        return (f"Roofline({self.device_kind or '?'}, {self.dtype}, predicted {self.predicted_s:.3e} s, "
+                f"{len(self.points)} kernels, {bound} memory-bound)")
+
     @property
     def total_flops(self) -> float:
         return sum(p.flops for p in self.points)

@@ -107,7 +107,7 @@ def benchmark(
         target = make_target(fn, args, {})
         fn, args, static_argnums = target.fn, target.args, target.static_argnums
         if batch_size is None:
-            data = [a for i, a in enumerate(args) if i not in target.param_argnums]
+            data = target.inputs()
             shape = getattr(data[0], "shape", ()) if data else ()
             batch_size = shape[0] if shape else None
     device = jax.devices(backend)[0]

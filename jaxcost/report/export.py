@@ -1,9 +1,11 @@
 """Machine-readable exports: dict/JSON (versioned schema), pandas, HTML.
 
-JSON schema, version 1 (``schema_version``)::
+JSON schema, version 2 (``schema_version``; 2 added the dtypes, optimizer state, target and
+basis, and layer rows per (path, direction) with their own theory)::
 
-    {"schema_version": 1, "name", "backend", "device_kind", "compiled", "input_shapes",
-     "params", "compiler": {"flops", "transcendentals", "bytes_accessed", "available"},
+    {"schema_version": 2, "name", "backend", "device_kind", "target", "compiled", "basis",
+     "input_shapes", "input_dtypes", "param_dtypes", "params", "optimizer_state",
+     "optimizer_state_bytes", "compiler": {"flops", "transcendentals", "bytes_accessed", "available"},
      "compiler_unoptimized": {...}, "corrected": {..., "reasons": [...]},
      "memory": {"argument_bytes", "output_bytes", "temp_bytes", "alias_bytes",
                 "generated_code_bytes", "peak_bytes", "available"},
@@ -22,7 +24,9 @@ import dataclasses
 import html
 import json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+BASIS = ("one call of the compiled program, per device; XLA's totals count loop bodies once, "
+         "'corrected' and 'theory' count them trip-count times")
 
 
 def _plain(x):
@@ -49,8 +53,10 @@ def to_dict(a) -> dict:
     theory = getattr(a.theory, "totals", None)
     return {
         "schema_version": SCHEMA_VERSION,
-        "name": a.name, "backend": a.backend, "device_kind": a.device_kind, "compiled": a.compiled,
-        "input_shapes": list(a.input_shapes), "params": a.params,
+        "name": a.name, "backend": a.backend, "device_kind": a.device_kind, "target": a.target,
+        "compiled": a.compiled, "basis": BASIS, "input_shapes": list(a.input_shapes),
+        "input_dtypes": list(a.input_dtypes), "param_dtypes": list(a.param_dtypes), "params": a.params,
+        "optimizer_state": a.optimizer_state, "optimizer_state_bytes": a.optimizer_state_bytes,
         "compiler": _plain(a.compiler), "compiler_unoptimized": _plain(a.compiler_unoptimized),
         "corrected": _plain(a.corrected), "memory": _plain(a.memory),
         "theory": _plain(theory) if theory is not None else None,

@@ -7,14 +7,20 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from jaxcost.report.export import BASIS
 from jaxcost.report.format import CONVENTIONS, pct, si
 
 
 def _header(a) -> Panel:
+    where = f"target: {a.target} ({a.device_kind})" if a.target else f"backend: {a.backend} ({a.device_kind})"
+    dtypes = (f"dtypes: inputs {'/'.join(a.input_dtypes) or '-'}, params {'/'.join(a.param_dtypes) or '-'}")
+    state = f"   optimizer state: {a.optimizer_state:,}" if a.optimizer_state else ""
     lines = [
-        f"[bold]{a.name}[/bold]  backend: {a.backend} ({a.device_kind})  inputs: {', '.join(a.input_shapes)}",
-        (f"params: {a.params:,}   trace {a.timings.trace_s:.2f} s, lower {a.timings.lower_s:.2f} s, "
-        f"compile {a.timings.compile_s:.2f} s"),
+        f"[bold]{a.name}[/bold]  {where}  inputs: {', '.join(a.input_shapes)}",
+        f"params: {a.params:,}{state}   {dtypes}",
+        (f"trace {a.timings.trace_s:.2f} s, lower {a.timings.lower_s:.2f} s, "
+         f"compile {a.timings.compile_s:.2f} s"),
+        f"[dim]basis: {BASIS}[/dim]",
         f"[dim]{CONVENTIONS}[/dim]",
     ]
     return Panel("\n".join(lines), title="jaxcost", expand=False)
@@ -37,12 +43,15 @@ def _totals(a) -> Table:
             t.add_row(label, "not reported", "", "")
     c = a.corrected
     t.add_row("jaxcost corrected", si(c.flops), si(c.transcendentals), si(c.bytes_accessed, "B"))
-    if a.memory.available:
-        m = a.memory
-        t.caption = (f"memory: args {si(m.argument_bytes, 'B')}, out {si(m.output_bytes, 'B')}, "
-                     f"temp {si(m.temp_bytes, 'B')}, alias {si(m.alias_bytes, 'B')}, "
-                     f"code {si(m.generated_code_bytes, 'B')}, peak {si(m.peak_bytes, 'B')}")
     return t
+
+
+def _memory(a) -> Text:
+    m = a.memory
+    return Text(f"memory (XLA's memory_analysis): args {si(m.argument_bytes, 'B')}; out {si(m.output_bytes, 'B')}; "
+                f"temp {si(m.temp_bytes, 'B')}; alias {si(m.alias_bytes, 'B')}; "
+                f"code {si(m.generated_code_bytes, 'B')}; peak {si(m.peak_bytes, 'B')}", no_wrap=True,
+                overflow="ellipsis")
 
 
 def _layers(a, max_layers: int) -> Table:
@@ -84,7 +93,10 @@ def _fusions(a, max_fusions: int) -> Table:
 
 
 def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
-    parts = [_header(a), _totals(a), _layers(a, max_layers)]
+    parts = [_header(a), _totals(a)]
+    if a.memory.available:
+        parts.append(_memory(a))
+    parts.append(_layers(a, max_layers))
     if a.compiled and a.fusions:
         parts.append(_fusions(a, max_fusions))
         from jaxcost.diff.fusion import fusion_table
