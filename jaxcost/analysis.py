@@ -86,6 +86,7 @@ class Analysis:
     module_unoptimized: ModuleCost | None = None
     theory: TheoryResult | None = None
     target: str = ""  # the hardware target compiled for ("tpu-v5e:2x4"); "" = the local backend
+    hbm: object | None = None  # jaxcost.hardware.HbmFit of a TPU target: does it fit, by how much
     jaxpr: object | None = None
     _fusion: object | None = None
 
@@ -297,6 +298,7 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
                 timings.waited_s = time.perf_counter() - t0
 
     warnings: list[str] = []
+    fit = None
     opt, compiler_opt, memory = None, CostTotals(None, None, None, available=False), MemoryStats()
     if compiled is not None:
         t0 = time.perf_counter()
@@ -331,7 +333,7 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
         input_dtypes=target.input_dtypes, param_dtypes=target.param_dtypes,
         optimizer_state=target.optimizer_state, optimizer_state_bytes=target.optimizer_state_bytes,
         module=opt, module_unoptimized=unopt, theory=theory_result, jaxpr=traced.jaxpr,
-        target=tpu.name if tpu is not None else "")
+        target=tpu.name if tpu is not None else "", hbm=fit)
     timings.analyze_s = time.perf_counter() - t_start
     return analysis
 

@@ -311,7 +311,8 @@ class HbmFit:
     def __str__(self) -> str:
         cap = f"{self.capacity_bytes / GiB:g} GiB"
         if self.fits:
-            return f"fits: {self.fraction:.2f} of {cap} per device ({self.chip})"
+            return (f"fits: {self.needed_bytes / 2**20:,.1f} MiB = {self.fraction:.2%} of {cap} per device "
+                    f"({self.chip})")
         top = "; largest buffers: " + ", ".join(f"{n} {b / GiB:.2f} GiB" for n, b in self.largest) \
             if self.largest else ""
         return f"does not fit: needs {self.needed_bytes / GiB:.2f} of {cap} per device ({self.chip}){top}"

@@ -275,3 +275,15 @@ def test_models_lists_the_zoo(capsys):
     resnet50 = next(line for line in lines if line.startswith("resnet50 "))
     assert resnet50.split()[1:3] == ["224,224,3", "25,557,032"]
     assert not re.search(r"[\w/.-]+\.md\b", out), "published figures cite public sources, not our files"
+
+
+@pytest.mark.skipif(not __import__("jaxcost.hardware", fromlist=["x"]).libtpu_available(),
+                    reason="libtpu not installed: pip install 'jaxcost[tpu]'")
+def test_analyze_for_a_tpu_target(tmp_path, capsys):
+    out = tmp_path / "a.json"
+    assert main(["analyze", "gap_head", "--target", "tpu-v5e", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert (data["backend"], data["target"]) == ("tpu", "tpu-v5e:2x2")
+    assert data["hbm"].startswith("fits: ")
+    assert main(["analyze", "gap_head", "--target", "tpu-v9z"]) == 2
+    assert "--target: unknown TPU chip 'v9z'" in capsys.readouterr().err

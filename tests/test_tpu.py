@@ -98,7 +98,7 @@ def test_hbm_fit_from_a_fixture():
                         m["alias_size_in_bytes"], m["generated_code_size_in_bytes"], available=True)
     fit = hbm_fit(stats, "tpu-v5e")
     assert fit.fits and fit.needed_bytes == 1310720 + 524288 + 148480 and fit.capacity_bytes == 16 * GiB
-    assert str(fit) == "fits: 0.00 of 16 GiB per device (v5e)"
+    assert str(fit) == "fits: 1.9 MiB = 0.01% of 16 GiB per device (v5e)"
     v4 = hbm_fit(stats, CHIPS["v4"])
     assert v4.capacity_bytes == 16 * GiB  # 32 GiB per chip, two devices
 

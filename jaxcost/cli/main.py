@@ -42,6 +42,15 @@ def _cmd_analyze(args) -> int:
 
     check_output(args.json, "--json")
     check_backend(args.backend)
+    if args.hardware is not None:
+        from jaxcost.hardware import parse_target
+
+        if args.backend is not None:
+            raise UsageError("give --backend or --target, not both")
+        try:
+            parse_target(args.hardware)
+        except ValueError as e:
+            raise UsageError(f"--target: {e}") from None
     if args.param_dtype is not None:
         parse_dtype(args.param_dtype, "--param-dtype")
     r = resolve(args.target, batch=args.batch, input_shape=args.input_shape, dtype=args.dtype)
@@ -49,6 +58,8 @@ def _cmd_analyze(args) -> int:
     param_dtype = _param_dtype(args, r.zoo)
     if param_dtype is not None:
         options["param_dtype"] = param_dtype
+    if args.hardware is not None:
+        options["target"] = args.hardware
     a = jaxcost.analyze(r.fn, *r.inputs, backend=args.backend, compile=not args.no_compile, name=r.name,
                         **options)
     if args.json == "-":
@@ -105,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--param-dtype", default=None,
                    help="parameter dtype; default: --dtype for zoo models, as built for your own")
     a.add_argument("--backend", default=None, help="cpu, gpu, tpu (default: jax's default)")
+    a.add_argument("--target", dest="hardware", default=None, metavar="TPU",
+                   help="compile for a TPU slice without a TPU, e.g. tpu-v5e, tpu-v5e:2x4, tpu-v4:2x2x2 "
+                        "(needs libtpu: pip install 'jaxcost[tpu]'); figures per device")
     a.add_argument("--json", metavar="PATH", help="write the JSON report to PATH ('-' = stdout)")
     a.add_argument("--no-compile", action="store_true", help="lowered module only (fast path)")
     a.add_argument("--layers", type=int, default=30, help="layers shown in the table")

@@ -3,7 +3,7 @@
 JSON schema, version 2 (``schema_version``; 2 added the dtypes, optimizer state, target and
 basis, and layer rows per (path, direction) with their own theory)::
 
-    {"schema_version": 2, "name", "backend", "device_kind", "target", "compiled", "basis",
+    {"schema_version": 2, "name", "backend", "device_kind", "target", "hbm", "compiled", "basis",
      "input_shapes", "input_dtypes", "param_dtypes", "params", "optimizer_state",
      "optimizer_state_bytes", "compiler": {"flops", "transcendentals", "bytes_accessed", "available"},
      "compiler_unoptimized": {...}, "corrected": {..., "reasons": [...]},
@@ -53,7 +53,7 @@ def to_dict(a) -> dict:
     theory = getattr(a.theory, "totals", None)
     return {
         "schema_version": SCHEMA_VERSION,
-        "name": a.name, "backend": a.backend, "device_kind": a.device_kind, "target": a.target,
+        "name": a.name, "backend": a.backend, "device_kind": a.device_kind, "target": a.target, "hbm": str(a.hbm) if a.hbm is not None else None,
         "compiled": a.compiled, "basis": BASIS, "input_shapes": list(a.input_shapes),
         "input_dtypes": list(a.input_dtypes), "param_dtypes": list(a.param_dtypes), "params": a.params,
         "optimizer_state": a.optimizer_state, "optimizer_state_bytes": a.optimizer_state_bytes,

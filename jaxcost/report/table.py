@@ -15,6 +15,8 @@ def _header(a) -> Panel:
     where = f"target: {a.target} ({a.device_kind})" if a.target else f"backend: {a.backend} ({a.device_kind})"
     dtypes = (f"dtypes: inputs {'/'.join(a.input_dtypes) or '-'}, params {'/'.join(a.param_dtypes) or '-'}")
     state = f"   optimizer state: {a.optimizer_state:,}" if a.optimizer_state else ""
+    if a.hbm is not None:
+        where += f"  HBM {a.hbm}"
     lines = [
         f"[bold]{a.name}[/bold]  {where}  inputs: {', '.join(a.input_shapes)}",
         f"params: {a.params:,}{state}   {dtypes}",
