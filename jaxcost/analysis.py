@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import jax
 
@@ -28,6 +29,10 @@ from jaxcost.join import LayerRow, join
 from jaxcost.report.format import si
 from jaxcost.target import Target, describe_expectation, make_target
 from jaxcost.theory import TheoryResult, analyze_jaxpr
+
+if TYPE_CHECKING:
+    from jaxcost.diff.fusion import FusionReport
+    from jaxcost.hardware import CompileTarget, HbmFit
 
 __all__ = ["Analysis", "LayerRow", "Timings", "analyze", "analyze_theory"]
 
@@ -86,9 +91,9 @@ class Analysis:
     module_unoptimized: ModuleCost | None = None
     theory: TheoryResult | None = None
     target: str = ""  # the hardware target compiled for ("tpu-v5e:2x4"); "" = the local backend
-    hbm: object | None = None  # jaxcost.hardware.HbmFit of a TPU target: does it fit, by how much
+    hbm: HbmFit | None = None  # of a TPU target: does it fit in HBM, by how much
     jaxpr: object | None = None
-    _fusion: object | None = None
+    _fusion: FusionReport | None = None
 
     def __repr__(self) -> str:
         flops = self.compiler.flops if self.compiler.available else self.compiler_unoptimized.flops
@@ -225,20 +230,20 @@ def _compile(lowered, options: dict | None, timings: Timings):
     return out
 
 
-def _on_target(target: Target, where, in_specs, mesh) -> tuple[Target, object]:
+def _on_target(target: Target, where, in_specs, mesh) -> tuple[Target, CompileTarget, jax.Device]:
     """Put the abstract arguments on a TPU slice's compile-only devices (see
     :mod:`jaxcost.hardware`): the first device, or sharded by ``in_specs`` over ``mesh``."""
     from jaxcost.hardware import CompileTarget, parse_target
 
     try:
         tpu = where if isinstance(where, CompileTarget) else parse_target(where)
-        tpu.devices()
+        devices = tpu.devices()
     except (ValueError, RuntimeError) as e:
         raise AnalysisError(str(e)) from None
     placed = [a if i in target.static_argnums else
               tpu.place(a, None if in_specs is None else in_specs[i], axes=mesh)
               for i, a in enumerate(target.args)]
-    return dataclasses.replace(target, args=tuple(placed)), tpu
+    return dataclasses.replace(target, args=tuple(placed)), tpu, devices[0]
 
 
 def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
@@ -270,8 +275,7 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
     name = name or target.name
     tpu = None
     if where is not None:
-        target, tpu = _on_target(target, where, in_specs, mesh)
-        device = tpu.devices()[0]
+        target, tpu, device = _on_target(target, where, in_specs, mesh)
     else:
         device = _device(backend)
     timings = Timings()

@@ -17,7 +17,7 @@ from jaxcost.names import FORWARD
 
 if TYPE_CHECKING:
     from jaxcost.compiler.ops import ModuleCost, Op
-    from jaxcost.theory.registry import TheoryResult
+    from jaxcost.theory.registry import TheoryCost, TheoryResult
 
 
 @dataclasses.dataclass
@@ -40,7 +40,7 @@ class LayerRow:
     bytes_unoptimized: float = 0.0
     params: int = 0
     fusions: list[str] = dataclasses.field(default_factory=list)
-    theory: object | None = None  # jaxcost.theory TheoryCost
+    theory: TheoryCost | None = None
 
     def __repr__(self) -> str:
         name = f"{self.path or '(top level)'}" + ("" if self.direction == FORWARD else f" [{self.direction}]")
