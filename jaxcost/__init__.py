@@ -21,6 +21,8 @@ from jaxcost.perf.roofline import Roofline, RooflinePoint, plot_roofline
 from jaxcost.perf.timing import benchmark
 from jaxcost.theory import formulas
 from jaxcost.theory.registry import TheoryCost, TheoryResult
+from jaxcost.train.cost import StepCost
+from jaxcost.train.step import TrainStep, train_step
 from jaxcost.transforms.fold_bn import FoldResult, fold_batchnorm
 
 __version__ = "0.1.0"
@@ -44,9 +46,11 @@ __all__ = [
     "Op",
     "Roofline",
     "RooflinePoint",
+    "StepCost",
     "TheoryCost",
     "TheoryResult",
     "Timings",
+    "TrainStep",
     "analyze",
     "analyze_theory",
     "benchmark",
@@ -55,4 +59,5 @@ __all__ = [
     "formulas",
     "plot_roofline",
     "program_roofline",
+    "train_step",
 ]

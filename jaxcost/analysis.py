@@ -143,6 +143,18 @@ class Analysis:
             self._fusion = fusion_report(self.module, self.module_unoptimized)
         return self._fusion
 
+    def training(self):
+        """Of a training step: forward / backward / recompute / optimizer cost, the backward's
+        input- and weight-gradient flops, model vs hardware FLOPs (a :class:`jaxcost.StepCost`)."""
+        from jaxcost.train.cost import step_cost
+
+        return step_cost(self)
+
+    @property
+    def is_training_step(self) -> bool:
+        """Has the program a backward pass (``jax.grad`` / ``nnx.value_and_grad`` inside)?"""
+        return any(row.direction != "forward" for row in self.layers)
+
     def explain(self):
         """The ledger from textbook flops to XLA's, each line with its cause (a
         :class:`jaxcost.Explanation`; its lines add up exactly)."""
@@ -249,7 +261,7 @@ def _on_target(target: Target, where, in_specs, mesh) -> tuple[Target, CompileTa
 def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
             compile: bool = True, params_argnums=(), compiler_options: dict | None = None,
             theory: bool = True, name: str | None = None, param_dtype=None, target=None,
-            in_specs=None, mesh: dict[str, int] | None = None, **kwargs) -> Analysis:
+            in_specs=None, mesh: dict[str, int] | None = None, opt_state_argnums=(), **kwargs) -> Analysis:
     """Analyze ``fn(*args, **kwargs)``: theory, compiler, and how they differ.
 
     ``fn`` is a jittable callable, an ``nnx.Module`` (called as ``module(*args)``)
@@ -258,7 +270,8 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
     parameter is ever materialised. ``compile=False`` stops after lowering (the
     fast path: unoptimized module and theory only). ``params_argnums`` marks the
     arguments of a plain function that hold parameters; ``param_dtype`` casts the
-    parameters (e.g. ``jnp.bfloat16``). ``compiler_options`` go to ``Lowered.compile``
+    parameters (e.g. ``jnp.bfloat16``); ``opt_state_argnums`` marks those holding optimizer
+    state (an ``nnx.Optimizer`` argument is found by itself). ``compiler_options`` go to ``Lowered.compile``
     (XLA debug options, e.g. ``{"xla_disable_hlo_passes": "fusion"}``).
 
     ``target`` (``"tpu-v5e"``, ``"tpu-v5e:2x4"`` or a :class:`jaxcost.hardware.CompileTarget`)
@@ -270,8 +283,8 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
     """
     t_start = time.perf_counter()
     where = target
-    target = make_target(fn, args, kwargs, static_argnums=static_argnums,
-                         params_argnums=params_argnums, param_dtype=param_dtype)
+    target = make_target(fn, args, kwargs, static_argnums=static_argnums, params_argnums=params_argnums,
+                         param_dtype=param_dtype, opt_state_argnums=opt_state_argnums)
     name = name or target.name
     tpu = None
     if where is not None:

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from jaxcost.names import FORWARD
+from jaxcost.names import DIRECTIONS, FORWARD
 
 if TYPE_CHECKING:
     from jaxcost.compiler.ops import ModuleCost, Op
@@ -22,13 +22,16 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass
 class LayerRow:
-    """One layer path in one direction (``forward`` / ``backward``).
+    """One layer path in one direction (``forward`` / ``backward`` / ``recompute`` /
+    ``optimizer``, see :mod:`jaxcost.names`).
 
     ``flops`` / ``transcendentals`` / ``bytes_accessed``: its share of the optimized module
     (XLA's convention, loop bodies once); ``flops_unoptimized`` / ``bytes_unoptimized``: of the
     lowered module; ``params``: parameter elements it owns; ``fusions``: the fused kernels
     holding its ops; ``theory``: the theory engine's cost of its equations (loops x trip
-    count), None when the theory side was not run or saw no equation of this layer.
+    count), None when the theory side was not run or saw no equation of this layer;
+    ``input_grad`` / ``weight_grad``: of a backward row, the theory of its input- and
+    weight-gradient contractions (:meth:`TheoryResult.by_grad`).
     """
 
     path: str
@@ -41,6 +44,8 @@ class LayerRow:
     params: int = 0
     fusions: list[str] = dataclasses.field(default_factory=list)
     theory: TheoryCost | None = None
+    input_grad: TheoryCost | None = None
+    weight_grad: TheoryCost | None = None
 
     def __repr__(self) -> str:
         name = f"{self.path or '(top level)'}" + ("" if self.direction == FORWARD else f" [{self.direction}]")
@@ -94,4 +99,7 @@ def join(params_by_layer: Mapping[str, int], optimized: ModuleCost | None,
     if theory is not None:
         for (path, direction), cost in theory.by_layer().items():
             row(path, direction).theory = cost
-    return sorted(rows.values(), key=lambda r: (r.direction != FORWARD, r.path))
+        for (path, grad), cost in theory.by_grad().items():
+            setattr(row(path, "backward"), f"{grad}_grad", cost)
+    order = {d: i for i, d in enumerate(DIRECTIONS)}
+    return sorted(rows.values(), key=lambda r: (order.get(r.direction, len(order)), r.path))

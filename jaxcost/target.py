@@ -423,17 +423,50 @@ def _linen_target(module, args: tuple, kwargs: dict, rng, param_dtype) -> Target
                   _by_layer(params, name), "linen", input_argnums=tuple(range(2, len(args) + 3)))
 
 
+# --------------------------------------------------------------------------- TrainState
+
+
+def _is_train_state(x) -> bool:
+    """A ``flax.training.train_state.TrainState`` (or a subclass, or anything shaped like one)."""
+    return all(hasattr(x, a) for a in ("params", "opt_state", "apply_gradients", "replace"))
+
+
+def _train_state_target(fn, name: str, args: tuple, kwargs: dict, i: int, static_argnums, param_dtype) -> Target:
+    """A step taking a ``TrainState`` as argument ``i``: its ``params`` become argument 0 (the
+    parameters, counted per layer), the rest of the state argument 1 (its ``opt_state`` counted
+    as optimizer state); the program is the same."""
+    if i in static_argnums or static_argnums:
+        raise AnalysisError(f"{name}: static arguments next to a TrainState are not supported")
+    state = args[i]
+    params, rest = cast_floating(state.params, param_dtype), state.replace(params=None)
+    others = [a for j, a in enumerate(args) if j != i]
+    static_kw, dyn_kw = _split_kwargs(kwargs)
+
+    def call(params, rest, *a):
+        full = list(a[:-1])
+        full.insert(i, rest.replace(params=params))
+        return fn(*full, **static_kw, **a[-1])
+
+    call.__name__ = call.__qualname__ = name
+    opt_leaves = [x for x in jax.tree.leaves(state.opt_state) if hasattr(x, "shape")]
+    return Target(name, call, (params, rest, *others, dyn_kw), (), (0,), _by_layer(params), "function",
+                  input_argnums=tuple(range(2, len(others) + 3)),
+                  optimizer_state=sum(math.prod(x.shape) for x in opt_leaves), optimizer_state_bytes=_nbytes(opt_leaves))
+
+
 # --------------------------------------------------------------------------- entry
 
 
 def make_target(fn, args: tuple, kwargs: dict, *, static_argnums=(), params_argnums=(),
-                rng=None, param_dtype=None) -> Target:
+                rng=None, param_dtype=None, opt_state_argnums=()) -> Target:
     """Classify ``fn`` and build its :class:`Target`.
 
     ``param_dtype`` (``"bfloat16"``) casts the floating parameter leaves of a
     module or of the ``params_argnums`` arguments, so an all-bf16 program is
     analysed without building one. Keyword arguments holding arrays are
     arguments of the program; the others (``train=True``) are closed over.
+    ``opt_state_argnums``: the arguments of a plain function that hold optimizer state
+    (counted in ``optimizer_state``; an ``nnx.Optimizer`` argument is found by itself).
     """
     args = abstract(tuple(args))
     kwargs = abstract(dict(kwargs))
@@ -448,14 +481,18 @@ def make_target(fn, args: tuple, kwargs: dict, *, static_argnums=(), params_argn
     if not callable(fn):
         raise AnalysisError(f"expected a callable, an nnx.Module or a linen Module, got {type(fn).__name__}")
     name = getattr(fn, "__name__", type(fn).__name__)
-    for i in params_argnums:
-        if i >= len(args):
-            raise AnalysisError(f"params_argnums={i} but {name} got {len(args)} arguments")
+    opt_state_argnums = tuple(opt_state_argnums)
+    for what, nums in (("params_argnums", params_argnums), ("opt_state_argnums", opt_state_argnums)):
+        for i in nums:
+            if i >= len(args):
+                raise AnalysisError(f"{what}={i} but {name} got {len(args)} arguments")
     if any(_is_node(x) for x in jax.tree.leaves((args, kwargs), is_leaf=_is_node)):
         if any(_is_node(x) for i in static_argnums for x in jax.tree.leaves(args[i], is_leaf=_is_node)):
             raise AnalysisError(f"{name}: NNX objects cannot be static arguments")
         return _nnx_function_target(fn, name, "nnx-function", args, kwargs, static_argnums,
                                      params_argnums, param_dtype)
+    if not params_argnums and (states := [i for i, a in enumerate(args) if _is_train_state(a)]):
+        return _train_state_target(fn, name, args, kwargs, states[0], static_argnums, param_dtype)
     args = tuple(cast_floating(a, param_dtype) if i in params_argnums else a for i, a in enumerate(args))
     by_layer: dict[str, int] = {}
     for i in params_argnums:
@@ -474,6 +511,9 @@ def make_target(fn, args: tuple, kwargs: dict, *, static_argnums=(), params_argn
             return fn(*a, **static_kw)
     if call is not fn:
         call.__name__ = call.__qualname__ = name
-    inputs = tuple(i for i in range(len(args)) if i not in params_argnums and i not in static_argnums)
+    inputs = tuple(i for i in range(len(args))
+                   if i not in params_argnums and i not in static_argnums and i not in opt_state_argnums)
+    opt_leaves = [x for i in opt_state_argnums for x in jax.tree.leaves(args[i]) if hasattr(x, "shape")]
     return Target(name, call, args, static_argnums, params_argnums, by_layer, "function",
-                  input_argnums=inputs)
+                  input_argnums=inputs, optimizer_state=sum(math.prod(x.shape) for x in opt_leaves),
+                  optimizer_state_bytes=_nbytes(opt_leaves))

@@ -146,7 +146,7 @@ def test_reports(resnet, tmp_path):
     text = a.summary(print_=False)
     assert "layer1/0/conv2" in text and "MAC" in text
     data = json.loads(a.to_json(tmp_path / "a.json"))
-    assert data["schema_version"] == 2 and data["params"] == a.params
+    assert data["schema_version"] == 3 and data["params"] == a.params
     assert data["input_dtypes"] == ["float32"] and data["param_dtypes"] == ["float32"] and data["target"] == ""
     assert data["compiler"]["flops"] == a.compiler.flops
     assert json.loads((tmp_path / "a.json").read_text())["name"] == "TinyResNet"

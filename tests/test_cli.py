@@ -287,3 +287,21 @@ def test_analyze_for_a_tpu_target(tmp_path, capsys):
     assert data["hbm"].startswith("fits: ")
     assert main(["analyze", "gap_head", "--target", "tpu-v9z"]) == 2
     assert "--target: unknown TPU chip 'v9z'" in capsys.readouterr().err
+
+
+def test_train_step_from_the_command_line(capsys):
+    code, out, _ = run(capsys, "analyze", "gap_head", "--train", "--optimizer", "adam", "--no-compile",
+                       "--json", "-")
+    assert code == 0
+    data = json.loads(out)
+    t = data["training"]
+    assert set(t["directions"]) == {"forward", "backward", "optimizer"}
+    assert t["model_flops"] == t["directions"]["forward"]["theory_contraction_flops"] \
+        + t["directions"]["backward"]["theory_contraction_flops"]
+    assert data["optimizer_state"] == 2 * data["params"] + 2
+    for argv, message in ((("--remat",), "--optimizer and --remat need --train"),
+                          (("--train", "--optimizer", "adamm"), "--optimizer 'adamm': choose one of sgd")):
+        code, _, err = run(capsys, "analyze", "gap_head", *argv)
+        assert code == 2 and len(err) == 1 and message in err[0]
+    code, _, err = run(capsys, "analyze", "jax.numpy:tanh", "--input-shape", "4", "--train")
+    assert code == 2 and len(err) == 1 and "is a function: write its training step" in err[0]

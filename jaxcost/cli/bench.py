@@ -6,7 +6,45 @@ import json
 
 import jax
 
-from jaxcost.cli.targets import UsageError, check_backend, check_output, parse_batches, parse_options, resolve
+from jaxcost.cli.targets import (
+    UsageError,
+    add_train_arguments,
+    check_backend,
+    check_output,
+    parse_batches,
+    parse_options,
+    resolve,
+    train_options,
+)
+
+
+def _bench_train(args, targets, backends, console) -> int:
+    """``jaxcost bench MODEL --train``: steady-state step time, MFU and HFU per backend and batch."""
+    from rich.table import Table
+
+    from jaxcost.perf import get_peaks
+    from jaxcost.report.format import secs, si
+
+    t = Table(title=f"jaxcost bench {args.target} --train (one step: forward, backward, optimizer update)")
+    for col in ("backend", "batch", "step (median)", "IQR", "model FLOPs", "hardware FLOPs", "peak", "MFU",
+                "HFU"):
+        t.add_column(col, justify="left" if col == "backend" else "right")
+    records = []
+    for backend in backends:
+        peaks = get_peaks(backend, measure=not args.published_peaks)
+        for r in targets:
+            step = train_options(args, r)
+            console.print(f"[dim]{step} on {backend} ...[/dim]")
+            b = step.benchmark(backend=backend, peaks=peaks, time_budget_s=args.budget)
+            t.add_row(backend, str(b.batch_size), secs(b.step_s), secs(b.timing.stats.iqr), si(b.model_flops),
+                      si(b.hardware_flops), f"{si(b.peak_flops_per_s, 'FLOP/s')} ({b.peak_source})",
+                      f"{b.mfu:.1%}", f"{b.hfu:.1%}")
+            records.append(b.to_dict())
+    console.print(t)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"target": args.target, "train": True, "results": records}, f, indent=2)
+    return 0
 
 
 def _cmd_bench(args) -> int:
@@ -30,6 +68,11 @@ def _cmd_bench(args) -> int:
     targets = [resolve(args.target, batch=b, input_shape=args.input_shape, dtype=args.dtype) for b in batches]
     results, rows = [], []
     console = Console(width=150)
+    if args.train or args.optimizer is not None or args.remat:
+        if args.sweep_options or user_options or args.csv:
+            raise UsageError("--train times the default compiler options; drop --sweep-options/--xla-option/--csv")
+        train_options(args, targets[0])  # checks the options before any timing
+        return _bench_train(args, targets, backends, console)
     for backend in backends:
         option_sets = {"default": {}}
         if args.sweep_options:
@@ -179,6 +222,7 @@ def add_commands(sub) -> None:
     b.add_argument("--no-predict", action="store_true", help="skip the roofline prediction")
     b.add_argument("--json", metavar="PATH", help="write the results as JSON")
     b.add_argument("--csv", metavar="PATH", help="write the results as CSV")
+    add_train_arguments(b)
     b.set_defaults(func=_cmd_bench)
     p = sub.add_parser("peaks", help="measure (or list published) device peaks")
     p.add_argument("--backend", default=None)

@@ -1,6 +1,7 @@
 """The ``jaxcost`` command line.
 
     jaxcost analyze resnet50 --batch 8            # a zoo model
+    jaxcost analyze resnet50 --batch 8 --train --optimizer adam --remat   # one training step
     jaxcost analyze mypkg.mod:fn --input-shape 8,224,224,3 --json out.json
     jaxcost models                                 # list the zoo
 
@@ -14,7 +15,15 @@ import argparse
 import sys
 
 from jaxcost.cli import bench
-from jaxcost.cli.targets import UsageError, check_backend, check_output, parse_dtype, resolve
+from jaxcost.cli.targets import (
+    UsageError,
+    add_train_arguments,
+    check_backend,
+    check_output,
+    parse_dtype,
+    resolve,
+    train_options,
+)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -60,8 +69,12 @@ def _cmd_analyze(args) -> int:
         options["param_dtype"] = param_dtype
     if args.hardware is not None:
         options["target"] = args.hardware
-    a = jaxcost.analyze(r.fn, *r.inputs, backend=args.backend, compile=not args.no_compile, name=r.name,
-                        **options)
+    step = train_options(args, r)
+    if step is not None:
+        a = step.analyze(backend=args.backend, compile=not args.no_compile, **options)
+    else:
+        a = jaxcost.analyze(r.fn, *r.inputs, backend=args.backend, compile=not args.no_compile, name=r.name,
+                            **options)
     if args.json == "-":
         print(a.to_json(None))
         return 0
@@ -122,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", metavar="PATH", help="write the JSON report to PATH ('-' = stdout)")
     a.add_argument("--no-compile", action="store_true", help="lowered module only (fast path)")
     a.add_argument("--layers", type=int, default=30, help="layers shown in the table")
+    add_train_arguments(a)
     a.set_defaults(func=_cmd_analyze)
     m = sub.add_parser("models", help="list the model zoo with its published figures")
     m.set_defaults(func=_cmd_models)

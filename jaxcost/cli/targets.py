@@ -182,3 +182,32 @@ def parse_batches(text: str) -> list[int]:
     if not out or min(out) <= 0:
         raise UsageError(f"--batch must be positive, got {text!r}")
     return out
+
+
+def add_train_arguments(parser) -> None:
+    """``--train``, ``--optimizer``, ``--remat`` (``analyze`` and ``bench``)."""
+    parser.add_argument("--train", action="store_true",
+                        help="one training step (cross-entropy, optimizer update) instead of the forward pass")
+    parser.add_argument("--optimizer", default=None, help="with --train: sgd (default), momentum, adam, adamw, lion")
+    parser.add_argument("--remat", action="store_true",
+                        help="with --train: recompute every repeated block in the backward pass (nnx.remat)")
+
+
+def train_options(args, resolved: Resolved):
+    """The :class:`jaxcost.TrainStep` the ``--train`` options ask for (None without ``--train``)."""
+    if not args.train:
+        if args.optimizer is not None or args.remat:
+            raise UsageError("--optimizer and --remat need --train")
+        return None
+    from jaxcost.train.step import OPTIMIZERS, train_step
+
+    if args.optimizer is not None and args.optimizer not in OPTIMIZERS:
+        raise UsageError(f"--optimizer {args.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    if len(resolved.inputs) != 1:
+        raise UsageError(f"--train needs a model with one input; {resolved.name} takes {len(resolved.inputs)}")
+    from flax import linen, nnx
+
+    if not isinstance(resolved.fn, (nnx.Module, linen.Module)):
+        raise UsageError(f"--train builds the step of a model; {resolved.name} is a function: write its training "
+                         "step and analyze that")
+    return train_step(resolved.fn, resolved.inputs[0], optimizer=args.optimizer, remat=args.remat)

@@ -13,7 +13,7 @@ from jaxcost.compiler.cost import HloCost
 from jaxcost.compiler.hlo import TPU_TABLE_ALIGNMENT, Instruction, Module, parse_module
 from jaxcost.compiler.model import CostModel
 from jaxcost.compiler.rules import fusion_output_bytes, fusion_parameter_bytes
-from jaxcost.names import split_op_name
+from jaxcost.names import BACKWARD, RECOMPUTE, resolve, split_op_name
 
 _SKIP = {"parameter", "constant", "get-tuple-element", "bitcast"}
 
@@ -216,9 +216,25 @@ def price_module(text: str, layer_of_parameter: Callable[[str], str] | None = No
         name = split_op_name(inst.op_name)
         if not inst.op_name and (layer := _parameter_layer(inst, layer_of_parameter)):
             name = dataclasses.replace(name, path=layer)
+        if ".remat" in inst.name:  # cloned by XLA's rematerialization pass
+            name = dataclasses.replace(name, direction=RECOMPUTE)
         inner = tuple(_inner_ops(inst, model, name.path, name.direction)) if inst.called else ()
         ops.append(Op(inst.name, inst.opcode, str(inst.shape), cost.flops, cost.transcendentals,
                       cost.bytes_accessed, name.path, name.direction, inst.fusion_kind
                       if inst.opcode == "fusion" else "", inst.custom_call_target, inner,
                       _layer_bytes(inst, cost, name.path), inst))
-    return ModuleCost(module, ops, total, dict(model.unknown), text, model)
+    return ModuleCost(module, _resolve_directions(ops), total, dict(model.unknown), text, model)
+
+
+def _resolve_directions(ops: list[Op]) -> list[Op]:
+    """Settle unwrapped name stacks (:func:`jaxcost.names.resolve`): the optimizer update of a
+    module with a backward pass, the forward pass of any other."""
+    marked = (BACKWARD, RECOMPUTE)
+    differentiated = any(op.direction in marked or any(i.direction in marked for i in op.inner) for op in ops)
+
+    def fix(x):
+        d = resolve(x.direction, differentiated)
+        return x if d == x.direction else dataclasses.replace(x, direction=d)
+
+    return [dataclasses.replace(fix(op), inner=tuple(fix(i) for i in op.inner)) if op.inner else fix(op)
+            for op in ops]

@@ -13,6 +13,7 @@ The flops ledger walks from the textbook figure to XLA's, for the whole program:
       - custom calls XLA reports as -1                                            │ (what
       + XLA's float32 summation rounding  XLA sums float32 properties             │ cost_analysis()
       = XLA unoptimized (cost_analysis)                                           │ reports)
+      - rematerialised work XLA removed   recompute rows, compiled - lowered     │
       + optimizer rewrites                optimized - unoptimized, by primitive   │
       = XLA optimized (cost_analysis)                                             ┘
 
@@ -30,7 +31,7 @@ from collections import defaultdict
 
 from jaxcost.compiler.loops import trip_count
 from jaxcost.compiler.model import CostModel
-from jaxcost.names import split_op_name
+from jaxcost.names import RECOMPUTE, split_op_name
 
 CONTRACTIONS = ("conv_general_dilated", "dot_general")
 WHOLE = "whole program, loop bodies x trip count"
@@ -380,6 +381,13 @@ def explain(analysis) -> Explanation:
                    for p in set(after) | set(lowered.by_primitive)}
         top = sorted(((p, v) for p, v in changes.items() if v), key=lambda kv: -abs(kv[1]))[:5]
         end = opt.flops if opt.available else float(analysis.module.total.flops)
+        recompute = sum(r.flops - r.flops_unoptimized for r in analysis.layers if r.direction == RECOMPUTE)
+        if recompute:
+            lines.append(Difference("rematerialised work XLA removed (CSE with the forward pass, dead code)",
+                                    recompute, basis=XLA_BASIS,
+                                    detail=f"recompute rows: {sum(r.flops_unoptimized for r in analysis.layers if r.direction == RECOMPUTE):,.0f} lowered -> "
+                                           f"{sum(r.flops for r in analysis.layers if r.direction == RECOMPUTE):,.0f} compiled"))
+            total += recompute
         lines.append(Difference("optimizer rewrites (optimized - unoptimized)", end - total, basis=XLA_BASIS,
                                 detail="; ".join(f"{p} {v:+,.0f}" for p, v in top)))
         total = end

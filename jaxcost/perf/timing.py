@@ -91,6 +91,8 @@ def benchmark(
     batch_size: int | None = None,
     static_argnums: int | Sequence[int] = (),
     options_name: str | None = None,
+    donate_argnums: Sequence[int] = (),
+    carry: bool = False,
 ) -> BenchmarkResult:
     """Time ``fn(*args)`` compiled for ``backend`` (default: JAX's default).
 
@@ -100,6 +102,10 @@ def benchmark(
     defaults to the leading dimension of a module's first input.
     Raises whatever lowering, compiling or running raises; ``sweep`` is the
     variant that records failures instead.
+
+    Steady-state training steps: with ``carry=True`` the first argument is the state,
+    ``fn`` returns ``(state, aux)`` and every run gets the state the previous one returned;
+    ``donate_argnums=(0,)`` lets XLA update it in place, as a training loop does.
     """
     if min_repeats < 1 or max_repeats < min_repeats:
         raise ValueError(f"need 1 <= min_repeats <= max_repeats, got {min_repeats}, {max_repeats}")
@@ -115,21 +121,26 @@ def benchmark(
     placed = tuple(a if i in static else _materialize(a, device) for i, a in enumerate(args))
     options = dict(compiler_options or {})
 
-    jitted = jax.jit(fn, static_argnums=tuple(sorted(static)))
+    jitted = jax.jit(fn, static_argnums=tuple(sorted(static)), donate_argnums=tuple(donate_argnums))
     t0 = time.perf_counter()
     lowered = jitted.lower(*placed)
     t1 = time.perf_counter()
     compiled = lowered.compile(compiler_options=options or None)
     t2 = time.perf_counter()
-    dyn = tuple(a for i, a in enumerate(placed) if i not in static)
+    dyn = [a for i, a in enumerate(placed) if i not in static]
+
+    def run():
+        out = jax.block_until_ready(compiled(*dyn))
+        if carry:
+            dyn[0] = out[0]
 
     for _ in range(warmup):
-        jax.block_until_ready(compiled(*dyn))
+        run()
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < max_repeats:
         s = time.perf_counter()
-        jax.block_until_ready(compiled(*dyn))
+        run()
         samples.append(time.perf_counter() - s)
         if len(samples) >= min_repeats and time.perf_counter() - start >= time_budget_s:
             break

@@ -1,9 +1,11 @@
 """Machine-readable exports: dict/JSON (versioned schema), pandas, HTML.
 
-JSON schema, version 2 (``schema_version``; 2 added the dtypes, optimizer state, target and
-basis, and layer rows per (path, direction) with their own theory)::
+JSON schema, version 3 (``schema_version``; 2 added the dtypes, optimizer state, target and
+basis, and layer rows per (path, direction) with their own theory; 3 the directions
+``recompute`` and ``optimizer``, the layers' ``input_grad`` / ``weight_grad`` theory and
+``training``, the per-direction split of a training step, null for other programs)::
 
-    {"schema_version": 2, "name", "backend", "device_kind", "target", "hbm", "compiled", "basis",
+    {"schema_version": 3, "name", "backend", "device_kind", "target", "hbm", "compiled", "basis",
      "input_shapes", "input_dtypes", "param_dtypes", "params", "optimizer_state",
      "optimizer_state_bytes", "compiler": {"flops", "transcendentals", "bytes_accessed", "available"},
      "compiler_unoptimized": {...}, "corrected": {..., "reasons": [...]},
@@ -11,7 +13,11 @@ basis, and layer rows per (path, direction) with their own theory)::
                 "generated_code_bytes", "peak_bytes", "available"},
      "theory": {totals...} | null,
      "layers": [{"path", "direction", "params", "flops", "transcendentals", "bytes_accessed",
-                 "flops_unoptimized", "bytes_unoptimized", "fusions", "theory": {...} | null}],
+                 "flops_unoptimized", "bytes_unoptimized", "fusions", "theory": {...} | null,
+                 "input_grad": {...} | null, "weight_grad": {...} | null}],
+     "training": {"directions": {direction: {"theory_flops", "theory_contraction_flops", "xla_flops",
+                  "xla_flops_unoptimized", "xla_bytes"}}, "input_grad_flops", "weight_grad_flops",
+                  "model_flops", "hardware_flops"} | null,
      "ops": [{"name", "opcode", "shape", "fusion_kind", "flops", "transcendentals",
               "bytes_accessed", "layer", "direction", "layers"}],
      "warnings": [...], "timings": {"trace_s", "lower_s", "compile_s", "background_s", "waited_s",
@@ -24,7 +30,7 @@ import dataclasses
 import html
 import json
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BASIS = ("one call of the compiled program, per device; XLA's totals count loop bodies once, "
          "'corrected' and 'theory' count them trip-count times")
 
@@ -61,6 +67,7 @@ def to_dict(a) -> dict:
         "corrected": _plain(a.corrected), "memory": _plain(a.memory),
         "theory": _plain(theory) if theory is not None else None,
         "layers": [_plain(r) for r in a.layers],
+        "training": _plain(a.training()) if a.is_training_step else None,
         "ops": [_op(op) for op in a.ops],
         "warnings": list(a.warnings), "timings": _plain(a.timings),
     }

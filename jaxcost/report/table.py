@@ -81,6 +81,46 @@ def _layers(a, max_layers: int) -> Table:
     return t
 
 
+def _training(a) -> Group:
+    c = a.training()
+    t = Table(title="Training step by direction (flops; theory loops x trips, XLA loop bodies once)")
+    for col in ("direction", "theory", "theory: contractions", "XLA optimized", "XLA lowered"):
+        t.add_column(col, justify="left" if col == "direction" else "right")
+    for row in c.rows():
+        t.add_row(*row)
+    note = Text(f"model FLOPs {si(c.model_flops)} (forward + backward contractions, theory: what MFU counts); "
+                f"hardware FLOPs {si(c.hardware_flops)} (XLA compiled, recompute included: HFU)\n"
+                f"backward contractions: input gradients {si(c.input_grad_flops)} + weight gradients "
+                f"{si(c.weight_grad_flops)}; backward/forward {c.backward_ratio:.2f} (2.00 = the 3x rule)")
+    return Group(t, note)
+
+
+def _training_layers(a, max_layers: int) -> Table:
+    """One row per layer path, a column per direction (XLA optimized flops) and the theory's
+    forward and backward (input + weight gradient) flops."""
+    by_path: dict[str, dict] = {}
+    for r in a.layers:
+        by_path.setdefault(r.path, {})[r.direction] = r
+    xla = lambda rows, d: (rows[d].flops if a.compiled else rows[d].flops_unoptimized) if d in rows else 0.0
+    theory = lambda rows, d: rows[d].theory.flops_xla if d in rows and rows[d].theory is not None else None
+    paths = sorted(by_path, key=lambda p: -sum(xla(by_path[p], d) for d in by_path[p]))[:max_layers]
+    t = Table(title=f"Layers of the training step (heaviest {len(paths)} of {len(by_path)}; flops)")
+    for col in ("layer", "params", "fwd XLA", "bwd XLA", "recompute XLA", "optimizer XLA", "fwd theory",
+                "bwd theory", "= input grad", "+ weight grad", "bwd/fwd"):
+        t.add_column(col, justify="left" if col == "layer" else "right")
+    for p in paths:
+        rows = by_path[p]
+        bwd = rows.get("backward")
+        f, b = theory(rows, "forward"), theory(rows, "backward")
+        ig = bwd.input_grad.flops_xla if bwd is not None and bwd.input_grad is not None else None
+        wg = bwd.weight_grad.flops_xla if bwd is not None and bwd.weight_grad is not None else None
+        params = rows["forward"].params if "forward" in rows else 0
+        t.add_row(p or "(top level)", f"{params:,}" if params else "",
+                  *(si(xla(rows, d)) if d in rows else "" for d in ("forward", "backward", "recompute", "optimizer")),
+                  si(f), si(b), si(ig), si(wg), f"{b / f:.2f}" if f and b is not None else "")
+    return t
+
+
 def _fusions(a, max_fusions: int) -> Table:
     fusions = sorted(a.fusions, key=lambda op: -op.bytes_accessed)[:max_fusions]
     t = Table(title=f"Heaviest fusions (by bytes, {len(fusions)} of {len(a.fusions)})")
@@ -98,7 +138,10 @@ def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
     parts = [_header(a), _totals(a)]
     if a.memory.available:
         parts.append(_memory(a))
-    parts.append(_layers(a, max_layers))
+    if a.is_training_step:
+        parts += [_training(a), _training_layers(a, max_layers)]
+    else:
+        parts.append(_layers(a, max_layers))
     if a.compiled and a.fusions:
         parts.append(_fusions(a, max_fusions))
         from jaxcost.diff.fusion import fusion_table

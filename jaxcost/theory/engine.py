@@ -16,6 +16,11 @@
   and a parameter (through reshapes/broadcasts) is the layer's bias: under the per-layer
   memory models it reads only its bias elements (the output is already in the layer's
   accumulator), so the layer matches Hollemans' input + output + weights-with-bias.
+- Gradients: a contraction of the backward pass (``transpose(...)``) is the layer's **input
+  gradient** when an operand derives from a parameter (``dx = dy · Wᵀ``) and its **weight
+  gradient** when its result has the shape of a parameter the layer's forward contraction read
+  (``dW = xᵀ · dy``); activation x activation contractions (attention) only have input
+  gradients. Without parameter information the split is left open (``grad=""``).
 - No silent zeros: a primitive without a rule is listed in ``unknown`` (name → equations)
   and in the warnings; a rule registered with a note repeats its caveat in the warnings.
 """
@@ -29,7 +34,7 @@ import numpy as np
 from jax.extend import core as jcore
 
 import jaxcost.theory.rules  # noqa: F401  (registers the rules)
-from jaxcost.names import split_name_stack
+from jaxcost.names import BACKWARD, RECOMPUTE, resolve, split_name_stack
 from jaxcost.theory.registry import EqnCost, TheoryCost, TheoryResult, get_expansion, get_rule, note
 from jaxcost.theory.rules._avals import nbytes, size
 from jaxcost.theory.rules.movement import CHEAP
@@ -175,6 +180,11 @@ def _propagate_splat(eqn, scope) -> None:
         return
 
 
+def _key(v) -> tuple[int, ...]:
+    """A shape up to the order of its dimensions (a weight gradient may come out transposed)."""
+    return tuple(sorted(v.aval.shape))
+
+
 @dataclasses.dataclass
 class _Scope:
     """What the walk knows about the variables of one jaxpr: the parameter elements each
@@ -203,10 +213,13 @@ class _Scope:
 
 
 class _Walker:
-    def __init__(self):
+    def __init__(self, know_params: bool):
         self.warnings: list[str] = []
         self.unknown: dict[str, int] = {}
         self.noted: dict[str, int] = {}
+        self.know_params = know_params
+        # per layer path: sorted shapes of the parameters its forward contractions read
+        self.weights: dict[str, set[tuple[int, ...]]] = {}
 
     def walk(self, jaxpr, prefix: str, count: int, scope: _Scope, out: list[EqnCost], live_out=None) -> None:
         flags, used = _live(jaxpr, None if live_out is None else tuple(live_out))
@@ -270,7 +283,21 @@ class _Walker:
         c = dataclasses.replace(c, params_read=read, bytes_in=sum(nbytes(v) for v in eqn.invars),
                                 bytes_out=sum(nbytes(v) for v in eqn.outvars))
         path, direction = _split(stack)
-        return EqnCost(path, direction, name, c, count)
+        grad = self._grad(eqn, path, direction, derived) if name in _CONTRACTIONS else ""
+        return EqnCost(path, direction, name, c, count, grad)
+
+    def _grad(self, eqn, path: str, direction: str, derived: list) -> str:
+        """``input`` / ``weight`` for a backward contraction (see the module docstring);
+        a forward one records the shapes of the parameters it reads."""
+        if direction != BACKWARD:
+            if direction != RECOMPUTE:
+                self.weights.setdefault(path, set()).update(_key(v) for v in derived)
+            return ""
+        if not self.know_params:
+            return ""
+        if not derived and _key(eqn.outvars[0]) in self.weights.get(path, ()):
+            return "weight"
+        return "input"
 
     def _scan(self, eqn, stack, count, scope, out):
         body = _inner(eqn.params["jaxpr"])
@@ -329,8 +356,11 @@ def analyze_jaxpr(closed_jaxpr, *, param_invars=frozenset()) -> TheoryResult:
     """
     jaxpr = _inner(closed_jaxpr)
     scope = _Scope({jaxpr.invars[i]: size(jaxpr.invars[i]) for i in param_invars}, set(), {})
-    w = _Walker()
+    w = _Walker(know_params=bool(param_invars))
     out: list[EqnCost] = []
     w.walk(jaxpr, "", 1, scope, out)
+    differentiated = any(e.direction in (BACKWARD, RECOMPUTE) for e in out)
+    out = [e if e.direction == (d := resolve(e.direction, differentiated)) else dataclasses.replace(e, direction=d)
+           for e in out]
     return TheoryResult(out, TheoryCost.sum(e.total for e in out), w.report(), dict(w.unknown))
 

@@ -156,6 +156,22 @@ def attention_flops(n: int, dk: int, dx: int | None = None) -> int:
     return 2 * dk * n * dx + 2 * dk * n * n + 1
 
 
+def dense_training_flops(n_params: int, tokens: int) -> int:
+    """6·N·T: forward (2 per weight per token) + backward (input and weight gradient, 4) FLOPs
+    of the weight matmuls of a training step (Kaplan et al. arXiv 2001.08361 §2.1; PaLM,
+    Chowdhery et al. arXiv 2204.02311, appendix B)."""
+    return 6 * n_params * tokens
+
+
+def attention_training_flops(layers: int, context: int, d_attn: int, tokens: int, causal: bool = False) -> int:
+    """12·L·H·Q·S per token: QKᵀ and AV, 2·2·S·(H·Q) forward flops per token and layer, times 3
+    with the backward (PaLM, arXiv 2204.02311, appendix B; ``d_attn`` = H·Q, ``context`` = S).
+    ``causal`` halves it: only the lower triangle of the scores is needed (when the kernel
+    skips the masked half; a masked dense softmax still computes all of it)."""
+    flops = 12 * layers * d_attn * context * tokens
+    return flops // 2 if causal else flops
+
+
 def mlp_flops(d: int, n: int) -> int:
     """FLOPs of a D → 4D dense layer on N tokens, no bias: (2D − 1)·4D·N = 8D²N − 4DN."""
     return 8 * d * d * n - 4 * d * n

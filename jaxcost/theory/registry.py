@@ -123,13 +123,15 @@ COST_FIELDS = tuple(f.name for f in dataclasses.fields(TheoryCost))
 class EqnCost:
     """One jaxpr equation: where it is, what it is, its cost for ONE execution and ``count``,
     the product of the trip counts of the loops around it. The cost fields read through:
-    ``e.macs`` is ``e.cost.macs``."""
+    ``e.macs`` is ``e.cost.macs``. ``grad``: of a backward contraction, ``"input"`` or
+    ``"weight"`` gradient (see :mod:`jaxcost.theory.engine`)."""
 
     path: str
     direction: str
     primitive: str
     cost: TheoryCost
     count: int = 1
+    grad: str = ""
 
     @property
     def total(self) -> TheoryCost:
@@ -161,6 +163,23 @@ class TheoryResult:
         for e in self.eqns:
             key = (e.path, e.direction)
             out[key] = out.get(key, TheoryCost()) + e.total
+        return out
+
+    def by_grad(self) -> dict[tuple[str, str], TheoryCost]:
+        """Backward contractions per ``(path, "input" | "weight")``: the input- and
+        weight-gradient work of each conv / dense layer."""
+        out: dict[tuple[str, str], TheoryCost] = {}
+        for e in self.eqns:
+            if e.grad:
+                key = (e.path, e.grad)
+                out[key] = out.get(key, TheoryCost()) + e.total
+        return out
+
+    def by_direction(self) -> dict[str, TheoryCost]:
+        """Totals per direction (``forward``, ``backward``, ``recompute``, ``optimizer``)."""
+        out: dict[str, TheoryCost] = {}
+        for e in self.eqns:
+            out[e.direction] = out.get(e.direction, TheoryCost()) + e.total
         return out
 
     def __repr__(self) -> str:

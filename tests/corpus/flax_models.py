@@ -152,3 +152,35 @@ def optax_chain_step() -> Program:
                    (32 * 64 + 64) + (64 * 10 + 10), params_argnums=(0,))
 
 
+
+
+@case("flax/linen_trainstate_step")
+def linen_trainstate_step() -> Program:
+    """The step of Flax's linen tutorials: a ``flax.training.train_state.TrainState`` carrying
+    the params, ``apply_fn`` and optax state, ``jax.value_and_grad`` with batch statistics as
+    auxiliary output, then ``state.apply_gradients`` and the new batch statistics."""
+    from flax.training import train_state
+
+    class State(train_state.TrainState):
+        batch_stats: dict
+
+    model = LinenCNN()
+    variables = jax.eval_shape(lambda k, x: model.init(k, x, train=False), jax.random.key(0), IMAGES)
+    tx = optax.sgd(1e-2, momentum=0.9)
+    state = State(step=spec((), "int32"), apply_fn=model.apply, params=variables["params"],
+                  tx=tx, opt_state=jax.eval_shape(tx.init, variables["params"]),
+                  batch_stats=variables["batch_stats"])
+
+    def train_step(state, x, y, key):
+        def loss_fn(params):
+            logits, updates = state.apply_fn({"params": params, "batch_stats": state.batch_stats}, x, train=True,
+                                             mutable=["batch_stats"], rngs={"dropout": key})
+            return _xent(logits, y), updates
+
+        (loss, updates), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        state = state.apply_gradients(grads=grads).replace(batch_stats=updates["batch_stats"])
+        return state, loss
+
+    key = jax.eval_shape(jax.random.key, 0)
+    return Program(train_step, (state, IMAGES, spec((4,), "int32"), key), CNN_PARAMS,
+                   lower=lambda: jax.jit(train_step).lower(state, IMAGES, spec((4,), "int32"), key))

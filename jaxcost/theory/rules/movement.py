@@ -41,7 +41,7 @@ SCATTER_COMBINE = ("scatter-add", "scatter_add", "scatter-sub", "scatter_sub", "
 # and a contraction's result stays one (bias-add detection).
 CHEAP = frozenset({"convert_element_type", "reshape", "transpose", "broadcast_in_dim", "squeeze",
                    "expand_dims", "copy", "copy_p", "device_put", "stop_gradient", "optimization_barrier",
-                   "pvary", "sharding_constraint"})
+                   "pvary", "sharding_constraint", "rev"})
 
 
 @register(*VIEWS, *ANNOTATIONS)
