@@ -27,6 +27,7 @@ from jaxcost.compiler.totals import CostTotals, MemoryStats
 from jaxcost.errors import AnalysisError
 from jaxcost.join import LayerRow, join
 from jaxcost.report.format import si
+from jaxcost.sharding import Partitioning, abstract_on, local_mesh, partitioning
 from jaxcost.target import Target, describe_expectation, make_target
 from jaxcost.theory import TheoryResult, analyze_jaxpr
 
@@ -64,7 +65,10 @@ class Analysis:
     ``theory`` is the hand-derived cost of the jaxpr (:mod:`jaxcost.theory`).
 
     Basis of the figures: one call of the compiled program on one device; XLA's totals
-    count loop bodies once, ``corrected`` and ``theory`` count them trip-count times.
+    count loop bodies once, ``corrected`` and ``theory`` count them trip-count times. A program
+    partitioned over several devices (``partitioning``) is compiled into one per-device program:
+    the compiler figures are per device, the theory and the lowered module global (outside
+    ``shard_map``), see :mod:`jaxcost.sharding`.
     """
 
     name: str
@@ -92,6 +96,7 @@ class Analysis:
     theory: TheoryResult | None = None
     target: str = ""  # the hardware target compiled for ("tpu-v5e:2x4"); "" = the local backend
     hbm: HbmFit | None = None  # of a TPU target: does it fit in HBM, by how much
+    partitioning: Partitioning = dataclasses.field(default_factory=Partitioning)
     jaxpr: object | None = None
     _fusion: FusionReport | None = None
 
@@ -131,6 +136,29 @@ class Analysis:
             if row.path == path and row.direction == direction:
                 return row
         raise KeyError(f"no layer {path!r} ({direction}); layers: {[r.path for r in self.layers][:20]}")
+
+    def collectives(self, link_bandwidth: float | None = None):
+        """The collectives of the optimized module (a list of
+        :class:`jaxcost.compiler.collectives.Collective`): bytes per device, mesh axes, bytes sent
+        and time over one link direction: ``link_bandwidth`` (bytes/s), by default the target
+        chip's published ICI bandwidth per link, else None (no time)."""
+        from jaxcost.compiler.collectives import collectives
+
+        if self.module is None:
+            raise ValueError("collectives() needs the optimized module: analyze(..., compile=True)")
+        if link_bandwidth is None and self.target:
+            from jaxcost.hardware import parse_target
+
+            per_link = parse_target(self.target).chip.ici_link_bandwidth
+            link_bandwidth = per_link / 2 if per_link else None  # one direction of one link
+        elif link_bandwidth is None and self.backend == "cpu":
+            from jaxcost.perf.peaks import get_peaks
+
+            try:  # host devices exchange through memory: its bandwidth, when measured before
+                link_bandwidth = get_peaks("cpu", measure=False).bandwidth_bytes_per_s
+            except LookupError:
+                link_bandwidth = None
+        return collectives(self.module.module.entry, self.partitioning, link_bandwidth)
 
     def fusion_report(self):
         """Each fused kernel with the layers and ops it absorbed and the bytes it saved
@@ -252,10 +280,54 @@ def _on_target(target: Target, where, in_specs, mesh) -> tuple[Target, CompileTa
         devices = tpu.devices()
     except (ValueError, RuntimeError) as e:
         raise AnalysisError(str(e)) from None
+    specs = None if in_specs is None else _full_specs(target, in_specs)
     placed = [a if i in target.static_argnums else
-              tpu.place(a, None if in_specs is None else in_specs[i], axes=mesh)
+              tpu.place(a, None if specs is None else specs[i], axes=mesh)
               for i, a in enumerate(target.args)]
     return dataclasses.replace(target, args=tuple(placed)), tpu, devices[0]
+
+
+def _full_specs(target: Target, in_specs) -> list:
+    """One spec per argument of the target's function (None: replicated over the mesh). For a
+    module (NNX or linen) ``in_specs`` are the specs of its inputs; parameters and state are
+    replicated (data parallelism); for a function of NNX objects, one per argument (the
+    objects' own are ignored: they are replicated)."""
+    from jax.sharding import PartitionSpec
+
+    in_specs = list(in_specs)
+    if target.kind == "nnx-function":  # (params, state, *the user's arguments, kwargs)
+        if len(in_specs) != len(target.args) - 3:
+            raise AnalysisError(f"in_specs has {len(in_specs)} entries for {len(target.args) - 3} arguments")
+        # NNX objects (their holes are None) are replicated
+        in_specs = [None, None, *(spec if target.args[2 + j] is not None else None for j, spec in enumerate(in_specs)),
+                    None]
+    elif target.kind in ("nnx", "linen"):
+        inputs = [i for i in target.input_argnums if jax.tree.leaves(target.args[i])]
+        if len(in_specs) != len(inputs):
+            raise AnalysisError(f"in_specs has {len(in_specs)} entries; {target.name} takes "
+                                f"{len(inputs)} inputs (parameters are replicated)")
+        out = [None] * len(target.args)
+        for i, spec in zip(inputs, in_specs):
+            out[i] = spec
+        in_specs = out
+    elif len(in_specs) == len(target.args) - 1 and isinstance(target.args[-1], dict):
+        in_specs.append(None)  # the keyword arguments' dict
+    if len(in_specs) != len(target.args):
+        raise AnalysisError(f"in_specs has {len(in_specs)} entries for {len(target.args)} arguments")
+    return [PartitionSpec() if spec is None else spec for spec in in_specs]
+
+
+def _on_local_mesh(target: Target, backend: str | None, in_specs, mesh) -> Target:
+    """Shard the abstract arguments over a mesh of this machine's devices."""
+    if in_specs is None or mesh is None:
+        raise AnalysisError("give both mesh= (axis sizes) and in_specs= (one PartitionSpec per argument)")
+    specs = _full_specs(target, in_specs)
+    try:
+        m = local_mesh(dict(mesh), backend)
+    except ValueError as e:
+        raise AnalysisError(str(e)) from None
+    placed = [a if i in target.static_argnums else abstract_on(a, specs[i], m) for i, a in enumerate(target.args)]
+    return dataclasses.replace(target, args=tuple(placed))
 
 
 def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
@@ -277,9 +349,13 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
     ``target`` (``"tpu-v5e"``, ``"tpu-v5e:2x4"`` or a :class:`jaxcost.hardware.CompileTarget`)
     compiles for a TPU slice without a TPU (libtpu's compile-only devices, ``pip install
     'jaxcost[tpu]'``): the arguments go on its first device, or, with ``in_specs`` (one
-    ``PartitionSpec`` per argument, parameters included), are sharded over a mesh of ``mesh``
+    ``PartitionSpec`` per argument, parameters included; for a module, one per input, the
+    parameters replicated), are sharded over a mesh of ``mesh``
     (``{"data": 2, "model": 4}``). Figures are then per device; a footprint larger than the
-    chip's HBM is a warning.
+    chip's HBM is a warning. Without ``target``, ``mesh`` and ``in_specs`` shard the arguments
+    over this machine's devices (several CPU devices: ``XLA_FLAGS=
+    --xla_force_host_platform_device_count=8``). Arguments that already carry a sharding keep it;
+    ``Analysis.partitioning`` records the devices, the mesh and each input's sharding.
     """
     t_start = time.perf_counter()
     where = target
@@ -291,6 +367,8 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
         target, tpu, device = _on_target(target, where, in_specs, mesh)
     else:
         device = _device(backend)
+        if in_specs is not None or mesh is not None:
+            target = _on_local_mesh(target, backend, in_specs, mesh)
     timings = Timings()
     with jax.default_device(device) if tpu is None else contextlib.nullcontext():
         t0 = time.perf_counter()
@@ -337,6 +415,7 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
     warnings += module_warnings("unoptimized", unopt, compiler_unopt)
     priced = opt or unopt
     corrected = correct(priced.module.entry, priced.model)
+    split = partitioning(target.args, traced.jaxpr, priced.text)
     if theory_result is not None:
         warnings += [f"theory: {w}" for w in theory_result.warnings]
 
@@ -350,7 +429,7 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
         input_dtypes=target.input_dtypes, param_dtypes=target.param_dtypes,
         optimizer_state=target.optimizer_state, optimizer_state_bytes=target.optimizer_state_bytes,
         module=opt, module_unoptimized=unopt, theory=theory_result, jaxpr=traced.jaxpr,
-        target=tpu.name if tpu is not None else "", hbm=fit)
+        target=tpu.name if tpu is not None else "", hbm=fit, partitioning=split)
     timings.analyze_s = time.perf_counter() - t_start
     return analysis
 

@@ -208,26 +208,28 @@ class CompileTarget:
     def place(self, args: Any, specs: Any = None, *, axes: Mapping[str, int] | None = None) -> Any:
         """Abstract copies of ``args`` (a pytree of arrays or ShapeDtypeStructs) on this slice.
 
-        Without ``specs`` every leaf goes on the first device (a single-chip program);
+        Without ``specs`` every leaf goes on the first device (a single-chip program), except
+        leaves already sharded over this slice's devices (built on :meth:`mesh`), which keep it;
         with ``specs`` (a pytree prefix of ``args`` of ``PartitionSpec``) each leaf gets a
         ``NamedSharding`` over :meth:`mesh` (``axes``).
         """
         import jax
-        from jax.sharding import NamedSharding, PartitionSpec, SingleDeviceSharding
+        from jax.sharding import SingleDeviceSharding
 
-        def abstract(x, sharding):
-            if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-                return x  # static leaves (ints, None) stay as they are
-            return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+        from jaxcost.sharding import abstract_on
 
         if specs is None:
             single = SingleDeviceSharding(self.devices()[0])
-            return jax.tree.map(lambda x: abstract(x, single), args)
-        mesh = self.mesh(axes)
-        is_spec = lambda s: isinstance(s, PartitionSpec) or s is None
-        shardings = jax.tree.map(lambda s: NamedSharding(mesh, s if s is not None else PartitionSpec()),
-                                 specs, is_leaf=is_spec)
-        return jax.tree.map(abstract, args, shardings)
+
+            def leaf(x):
+                if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+                    return x
+                own = getattr(x, "sharding", None)  # already on this slice (a mesh of it): kept
+                keep = own is not None and all(d.platform == "tpu" for d in own.device_set)
+                return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=own if keep else single)
+
+            return jax.tree.map(leaf, args)
+        return abstract_on(args, specs, self.mesh(axes))
 
 
 _TOPOLOGIES: dict[tuple[str, str], Any] = {}

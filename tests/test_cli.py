@@ -305,3 +305,22 @@ def test_train_step_from_the_command_line(capsys):
         assert code == 2 and len(err) == 1 and message in err[0]
     code, _, err = run(capsys, "analyze", "jax.numpy:tanh", "--input-shape", "4", "--train")
     assert code == 2 and len(err) == 1 and "is a function: write its training step" in err[0]
+
+
+def test_data_parallel_training_step_on_a_tpu_mesh(capsys):
+    """--mesh: the batch over the first axis, parameters replicated; the gradients are all-reduced
+    over that axis, every figure is per device."""
+    code, out, _ = run(capsys, "analyze", "gap_head", "--batch", "8", "--target", "tpu-v5e:2x4", "--mesh", "data=8",
+                       "--train", "--json", "-")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["partitioning"]["devices"], data["partitioning"]["mesh"]) == (8, {"data": 8})
+    assert data["partitioning"]["specs"][-2:] == ["P('data')", "P('data')"]  # images and labels
+    kinds = {c["kind"] for c in data["collectives"]}
+    assert kinds == {"all-reduce"} and all(c["axes"] == ["data"] for c in data["collectives"])
+    grads = sum(c["buffer_bytes"] for c in data["collectives"])
+    assert grads >= 4 * data["params"]  # every float32 gradient is summed over the 8 devices
+    for argv, message in ((("--mesh", "data"), "--mesh must be axis=size pairs"),
+                          (("--mesh", "data=3"), "must be a multiple of the 'data' axis (3)")):
+        code, _, err = run(capsys, "analyze", "gap_head", "--batch", "8", *argv)
+        assert code == 2 and len(err) == 1 and message in err[0]

@@ -20,6 +20,7 @@ from jaxcost.cli.targets import (
     add_train_arguments,
     check_backend,
     check_output,
+    mesh_options,
     parse_dtype,
     resolve,
     train_options,
@@ -70,6 +71,8 @@ def _cmd_analyze(args) -> int:
     if args.hardware is not None:
         options["target"] = args.hardware
     step = train_options(args, r)
+    if args.mesh is not None:
+        options.update(mesh_options(args.mesh, r, train=step is not None))
     if step is not None:
         a = step.analyze(backend=args.backend, compile=not args.no_compile, **options)
     else:
@@ -132,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--target", dest="hardware", default=None, metavar="TPU",
                    help="compile for a TPU slice without a TPU, e.g. tpu-v5e, tpu-v5e:2x4, tpu-v4:2x2x2 "
                         "(needs libtpu: pip install 'jaxcost[tpu]'); figures per device")
+    a.add_argument("--mesh", default=None, metavar="AXES",
+                   help="shard over a device mesh, e.g. data=2,model=4 (the TPU slice of --target, or this "
+                        "machine's devices): the batch over the first axis, parameters replicated")
     a.add_argument("--json", metavar="PATH", help="write the JSON report to PATH ('-' = stdout)")
     a.add_argument("--no-compile", action="store_true", help="lowered module only (fast path)")
     a.add_argument("--layers", type=int, default=30, help="layers shown in the table")

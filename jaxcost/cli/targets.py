@@ -211,3 +211,30 @@ def train_options(args, resolved: Resolved):
         raise UsageError(f"--train builds the step of a model; {resolved.name} is a function: write its training "
                          "step and analyze that")
     return train_step(resolved.fn, resolved.inputs[0], optimizer=args.optimizer, remat=args.remat)
+
+
+def parse_mesh(text: str) -> dict[str, int]:
+    """``data=2,model=4`` -> ``{"data": 2, "model": 4}``."""
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        name, eq, size = part.partition("=")
+        if not eq or not name.strip().isidentifier() or not size.strip().isdigit() or int(size) < 1:
+            raise UsageError(f"--mesh must be axis=size pairs separated by commas (data=2,model=4), got {text!r}")
+        out[name.strip()] = int(size)
+    return out
+
+
+def mesh_options(text: str, resolved: Resolved, train: bool = False) -> dict:
+    """``analyze`` options for ``--mesh``: the first input's batch over the first axis, every
+    other input and the parameters replicated (data parallelism); of a training step
+    ``(model, optimizer, x, labels)``, the batch of ``x`` and of the labels."""
+    from jax.sharding import PartitionSpec
+
+    mesh = parse_mesh(text)
+    axis, size = next(iter(mesh.items()))
+    if resolved.batch % size:
+        raise UsageError(f"--mesh: the batch ({resolved.batch}) must be a multiple of the '{axis}' axis ({size})")
+    specs = (PartitionSpec(axis), *([None] * (len(resolved.inputs) - 1)))
+    if train:
+        specs = (None, None, PartitionSpec(axis), PartitionSpec(axis))
+    return {"mesh": mesh, "in_specs": specs}

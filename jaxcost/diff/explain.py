@@ -13,6 +13,7 @@ The flops ledger walks from the textbook figure to XLA's, for the whole program:
       - custom calls XLA reports as -1                                            │ (what
       + XLA's float32 summation rounding  XLA sums float32 properties             │ cost_analysis()
       = XLA unoptimized (cost_analysis)                                           │ reports)
+      - partitioned over N devices        global lowered work / N (SPMD)         │
       - rematerialised work XLA removed   recompute rows, compiled - lowered     │
       + optimizer rewrites                optimized - unoptimized, by primitive   │
       = XLA optimized (cost_analysis)                                             ┘
@@ -343,6 +344,11 @@ def _layer_lines(analysis) -> list[Difference]:
     return out
 
 
+def _manual(op) -> bool:
+    """An op of the lowered module already written per device: a ``shard_map`` body."""
+    return op.instruction is not None and split_op_name(op.instruction.op_name).primitive == "shard_map"
+
+
 def explain(analysis) -> Explanation:
     """The ledgers of one :class:`~jaxcost.analysis.Analysis` (needs its theory side)."""
     th = analysis.theory
@@ -377,16 +383,26 @@ def explain(analysis) -> Explanation:
     bytes_lines, bytes_start, bytes_total = [], 0.0, 0.0
     if analysis.module is not None:
         after = _primitive_flops(analysis.module, frozenset(theory_by_prim)).by_primitive
-        changes = {p: after.get(p, 0.0) - lowered.by_primitive.get(p, 0.0)
+        split = analysis.partitioning
+        scale = 1 / split.devices if split.partitioned and not split.manual else 1  # detail only
+        changes = {p: after.get(p, 0.0) - scale * lowered.by_primitive.get(p, 0.0)
                    for p in set(after) | set(lowered.by_primitive)}
         top = sorted(((p, v) for p, v in changes.items() if v), key=lambda kv: -abs(kv[1]))[:5]
         end = opt.flops if opt.available else float(analysis.module.total.flops)
-        recompute = sum(r.flops - r.flops_unoptimized for r in analysis.layers if r.direction == RECOMPUTE)
+        whole = sum(op.flops for op in analysis.ops_unoptimized if op.flops > 0 and not _manual(op))
+        share = round(whole / split.devices) - whole
+        if share:
+            lines.append(Difference(f"partitioned over {split.devices} devices (SPMD: the compiled program is one "
+                                    "device's)", share, basis=XLA_BASIS,
+                                    detail=f"lowered global work outside shard_map {whole:,.0f} / {split.devices}"))
+            total += share
+        remat = [r for r in analysis.layers if r.direction == RECOMPUTE]
+        lowered_remat, compiled_remat = sum(r.flops_unoptimized for r in remat), sum(r.flops for r in remat)
+        recompute = compiled_remat - lowered_remat
         if recompute:
             lines.append(Difference("rematerialised work XLA removed (CSE with the forward pass, dead code)",
                                     recompute, basis=XLA_BASIS,
-                                    detail=f"recompute rows: {sum(r.flops_unoptimized for r in analysis.layers if r.direction == RECOMPUTE):,.0f} lowered -> "
-                                           f"{sum(r.flops for r in analysis.layers if r.direction == RECOMPUTE):,.0f} compiled"))
+                                    detail=f"recompute rows: {lowered_remat:,.0f} lowered -> {compiled_remat:,.0f} compiled"))
             total += recompute
         lines.append(Difference("optimizer rewrites (optimized - unoptimized)", end - total, basis=XLA_BASIS,
                                 detail="; ".join(f"{p} {v:+,.0f}" for p, v in top)))

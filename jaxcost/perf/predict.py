@@ -46,6 +46,9 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
     rates = peaks.kernel_flops_per_s if dtype == "float32" else {}
     kernels = []
     table = peaks.kernel_table if dtype == "float32" else []
+    # collectives of a partitioned program: their time over the interconnect (TPU: the chip's ICI)
+    network = {c.name: c.seconds * c.count for c in analysis.collectives()
+               if c.seconds is not None} if analysis.partitioning.partitioned else {}
     for op in analysis.ops:
         work = class_work(op)
         compute_s = sum(f / kernel_rate(cls, mkn, table, rates, peak) for cls, f, mkn in work)
@@ -57,7 +60,7 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
             body = op.instruction.called_by("body")
             launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
         kernels.append((op.name, n * sum(f for _, f, _ in work), n * max(op.bytes_accessed, 0.0), n * compute_s,
-                        launches))
+                        launches, network.get(op.name, 0.0)))
     overhead = peaks.kernel_overhead_s
     if overhead is None:
         overhead = GPU_LAUNCH_OVERHEAD_S if analysis.backend == "gpu" else 0.0

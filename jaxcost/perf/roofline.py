@@ -33,7 +33,7 @@ class RooflinePoint:
     bytes: float
     time_s: float
     intensity: float
-    bound: str  # 'compute' | 'memory'
+    bound: str  # 'compute' | 'memory' | 'collective'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +64,9 @@ class Roofline:
 def roofline(kernels: Iterable[tuple], peaks: DevicePeaks,
              dtype: str = "float32", launch_overhead_s: float = 0.0) -> Roofline:
     """Predict per-kernel and total time of ``(name, flops, bytes)`` kernels, or of
-    ``(name, flops, bytes, compute_s)`` kernels whose compute time is known."""
+    ``(name, flops, bytes, compute_s[, launches[, network_s]])`` kernels whose compute time
+    (and launch count, and interconnect time of a collective) is known: each kernel takes the
+    longest of its compute, memory and network times."""
     peak = peaks.peak_flops(dtype)
     bw = peaks.bandwidth_bytes_per_s
     if peak <= 0 or bw <= 0:
@@ -74,11 +76,13 @@ def roofline(kernels: Iterable[tuple], peaks: DevicePeaks,
         t_c = extra[0] if extra and extra[0] is not None else flops / peak
         t_m = nbytes / bw
         launches = extra[1] if len(extra) > 1 else 1
+        t_n = extra[2] if len(extra) > 2 else 0.0
+        bound = "collective" if t_n > max(t_c, t_m) else "compute" if t_c >= t_m else "memory"
         points.append(RooflinePoint(
             name=name, flops=float(flops), bytes=float(nbytes),
-            time_s=max(t_c, t_m) + launches * launch_overhead_s,
+            time_s=max(t_c, t_m, t_n) + launches * launch_overhead_s,
             intensity=flops / nbytes if nbytes else float("inf"),
-            bound="compute" if t_c >= t_m else "memory",
+            bound=bound,
         ))
     return Roofline(
         points=tuple(points), peak_flops_per_s=peak, bandwidth_bytes_per_s=bw,

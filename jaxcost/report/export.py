@@ -3,7 +3,8 @@
 JSON schema, version 3 (``schema_version``; 2 added the dtypes, optimizer state, target and
 basis, and layer rows per (path, direction) with their own theory; 3 the directions
 ``recompute`` and ``optimizer``, the layers' ``input_grad`` / ``weight_grad`` theory and
-``training``, the per-direction split of a training step, null for other programs)::
+``training``, the per-direction split of a training step, null for other programs;
+``partitioning`` and ``collectives``)::
 
     {"schema_version": 3, "name", "backend", "device_kind", "target", "hbm", "compiled", "basis",
      "input_shapes", "input_dtypes", "param_dtypes", "params", "optimizer_state",
@@ -18,6 +19,9 @@ basis, and layer rows per (path, direction) with their own theory; 3 the directi
      "training": {"directions": {direction: {"theory_flops", "theory_contraction_flops", "xla_flops",
                   "xla_flops_unoptimized", "xla_bytes"}}, "input_grad_flops", "weight_grad_flops",
                   "model_flops", "hardware_flops"} | null,
+     "partitioning": {"devices", "mesh", "specs", "manual", "basis"},
+     "collectives": [{"name", "kind", "layer", "buffer_bytes", "group_size", "groups", "axes",
+                      "link_bytes", "model", "seconds", "count"}],
      "ops": [{"name", "opcode", "shape", "fusion_kind", "flops", "transcendentals",
               "bytes_accessed", "layer", "direction", "layers"}],
      "warnings": [...], "timings": {"trace_s", "lower_s", "compile_s", "background_s", "waited_s",
@@ -68,6 +72,8 @@ def to_dict(a) -> dict:
         "theory": _plain(theory) if theory is not None else None,
         "layers": [_plain(r) for r in a.layers],
         "training": _plain(a.training()) if a.is_training_step else None,
+        "partitioning": {**_plain(a.partitioning), "basis": a.partitioning.basis},
+        "collectives": [_plain(c) for c in a.collectives()] if a.compiled else [],
         "ops": [_op(op) for op in a.ops],
         "warnings": list(a.warnings), "timings": _plain(a.timings),
     }
@@ -87,8 +93,9 @@ def to_dataframe(a, what: str = "layers"):
         import pandas as pd
     except ImportError as e:  # pragma: no cover
         raise ImportError("to_dataframe() needs pandas: pip install 'jaxcost[test]' or pandas") from e
+    basis = a.partitioning.basis  # the compiler figures: per device of a partitioned program
     if what == "ops":
-        return pd.DataFrame([_op(op) for op in a.ops])
+        return pd.DataFrame([{**_op(op), "basis": basis} for op in a.ops])
     if what != "layers":
         raise ValueError(f"what must be 'layers' or 'ops', not {what!r}")
     records = []
@@ -96,7 +103,10 @@ def to_dataframe(a, what: str = "layers"):
         rec = _plain(r)
         theory = rec.pop("theory") or {}
         rec.update({f"theory_{k}": v for k, v in theory.items()})
+        for grad in ("input_grad", "weight_grad"):
+            rec[f"theory_{grad}_flops"] = (rec.pop(grad) or {}).get("flops_xla")
         rec["fusions"] = ", ".join(rec["fusions"])
+        rec["basis"] = basis
         records.append(rec)
     return pd.DataFrame(records)
 

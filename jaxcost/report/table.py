@@ -23,6 +23,8 @@ def _header(a) -> Panel:
         (f"trace {a.timings.trace_s:.2f} s, lower {a.timings.lower_s:.2f} s, "
          f"compile {a.timings.compile_s:.2f} s"),
         f"[dim]basis: {BASIS}[/dim]",
+        *([(f"[bold]{a.partitioning.describe()}[/bold]: XLA figures per device (1 of {a.partitioning.devices}); "
+           "theory and lowered module global outside shard_map")] if a.partitioning.partitioned else []),
         f"[dim]{CONVENTIONS}[/dim]",
     ]
     return Panel("\n".join(lines), title="jaxcost", expand=False)
@@ -121,6 +123,21 @@ def _training_layers(a, max_layers: int) -> Table:
     return t
 
 
+def _collectives(a) -> Table:
+    rows = a.collectives()
+    timed = any(c.seconds is not None for c in rows)
+    t = Table(title=f"Collectives ({len(rows)}; per device; bytes sent under the standard algorithms)")
+    for col in ("collective", "kind", "layer", "buffer", "group", "mesh axes", "sends", "model", "time", "x"):
+        t.add_column(col, justify="right" if col in ("buffer", "group", "sends", "time", "x") else "left")
+    for c in rows:
+        t.add_row(c.name, c.kind, c.layer or "(top)", si(c.buffer_bytes, "B"), str(c.group_size),
+                  ",".join(c.axes) or "-", si(c.link_bytes, "B"), c.model,
+                  f"{c.seconds * 1e6:.1f} us" if c.seconds is not None else "-", str(c.count))
+    if not timed:
+        t.caption = "no link bandwidth known for this backend: pass one to Analysis.collectives()"
+    return t
+
+
 def _fusions(a, max_fusions: int) -> Table:
     fusions = sorted(a.fusions, key=lambda op: -op.bytes_accessed)[:max_fusions]
     t = Table(title=f"Heaviest fusions (by bytes, {len(fusions)} of {len(a.fusions)})")
@@ -142,6 +159,8 @@ def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
         parts += [_training(a), _training_layers(a, max_layers)]
     else:
         parts.append(_layers(a, max_layers))
+    if a.compiled and a.partitioning.partitioned and a.collectives():
+        parts.append(_collectives(a))
     if a.compiled and a.fusions:
         parts.append(_fusions(a, max_fusions))
         from jaxcost.diff.fusion import fusion_table
