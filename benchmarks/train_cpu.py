@@ -55,11 +55,11 @@ def run(names, batch, optimizer, budget):
 def markdown(backend, peaks, rows, machine) -> str:
     peak = peaks.peak_flops("float32")
     lines = [f"# One training step on {backend} ({machine})", "",
-             f"Peak: {peak / 1e9:.1f} GFLOP/s float32 ({peaks.source}, `jaxcost peaks`). "
+             (f"Peak: {peak / 1e9:.1f} GFLOP/s float32 ({peaks.source}, `jaxcost peaks`). "
              "Model FLOPs = forward + backward contractions (theory); hardware FLOPs = XLA's compiled "
-             "program (every op). Steady state: the state is donated and fed back each step.", "",
-             "| model | batch | optimizer | params | model GFLOP | hardware GFLOP | fwd / bwd / opt GFLOP (XLA) | "
-             "bwd/fwd | step (median) | IQR | MFU | HFU |",
+             "program (every op). Steady state: the state is donated and fed back each step."), "",
+             ("| model | batch | optimizer | params | model GFLOP | hardware GFLOP | fwd / bwd / opt GFLOP (XLA) | "
+             "bwd/fwd | step (median) | IQR | MFU | HFU |"),
              "|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         d = r["xla_by_direction"]

@@ -16,6 +16,7 @@ from jaxcost.diff.fusion import FusionReport, KernelFusion
 from jaxcost.errors import AnalysisError
 from jaxcost.perf.peaks import DevicePeaks
 from jaxcost.perf.predict import program_roofline
+from jaxcost.perf.profile import Profile, profile
 from jaxcost.perf.results import BenchmarkResult
 from jaxcost.perf.roofline import Roofline, RooflinePoint, plot_roofline
 from jaxcost.perf.timing import benchmark
@@ -44,6 +45,7 @@ __all__ = [
     "MemoryStats",
     "ModuleCost",
     "Op",
+    "Profile",
     "Roofline",
     "RooflinePoint",
     "StepCost",
@@ -58,6 +60,7 @@ __all__ = [
     "fold_batchnorm",
     "formulas",
     "plot_roofline",
+    "profile",
     "program_roofline",
     "train_step",
 ]

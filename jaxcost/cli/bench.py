@@ -1,4 +1,4 @@
-"""``jaxcost bench``, ``jaxcost peaks`` and ``jaxcost compare``."""
+"""``jaxcost bench``, ``jaxcost profile``, ``jaxcost peaks`` and ``jaxcost compare``."""
 
 from __future__ import annotations
 
@@ -139,6 +139,22 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_profile(args) -> int:
+    from jaxcost.perf.profile import profile
+
+    check_output(args.json, "--json")
+    check_backend(args.backend)
+    if args.steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {args.steps}")
+    r = resolve(args.target, batch=args.batch, input_shape=args.input_shape, dtype=args.dtype)
+    p = profile(r.fn, *r.inputs, steps=args.steps, backend=args.backend)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(p.to_dict(), f, indent=2)
+    p.summary(top=args.top)
+    return 0
+
+
 def _cmd_peaks(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -224,6 +240,16 @@ def add_commands(sub) -> None:
     b.add_argument("--csv", metavar="PATH", help="write the results as CSV")
     add_train_arguments(b)
     b.set_defaults(func=_cmd_bench)
+    f = sub.add_parser("profile", help="measured time per kernel and per layer (the JAX profiler)")
+    f.add_argument("target")
+    f.add_argument("--batch", type=int, default=None, help="batch size of a zoo model (default 1)")
+    f.add_argument("--input-shape")
+    f.add_argument("--dtype", default="float32")
+    f.add_argument("--backend", default=None)
+    f.add_argument("--steps", type=int, default=5, help="profiled steps (after 2 warm-up steps)")
+    f.add_argument("--top", type=int, default=25, help="kernels and layers shown")
+    f.add_argument("--json", metavar="PATH", help="write the profile as JSON")
+    f.set_defaults(func=_cmd_profile)
     p = sub.add_parser("peaks", help="measure (or list published) device peaks")
     p.add_argument("--backend", default=None)
     p.add_argument("--published", action="store_true")

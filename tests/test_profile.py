@@ -1,0 +1,63 @@
+"""``jaxcost.profile``: measured time per kernel and per layer from the JAX profiler's trace,
+joined to the priced HLO ops; the rows add up to the measured step exactly."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import jaxcost
+import models
+from jaxcost.cli.main import main
+from jaxcost.perf.profile import CONCURRENT, GAPS, kernel_events
+
+
+@pytest.fixture(scope="module")
+def prof():
+    model = models.build_abstract("resnet18")
+    x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+    a = jaxcost.analyze(model, x, theory=False)
+    return a, jaxcost.profile(model, x, steps=3, analysis=a)
+
+
+def test_kernels_add_up_to_the_step_and_map_to_priced_ops(prof):
+    a, p = prof
+    assert p.runs == 3 and p.step_s > 0
+    assert sum(k.measured_s for k in p.kernels) == pytest.approx(p.step_s, rel=1e-12)
+    assert sum(p.layers.values()) == pytest.approx(p.step_s, rel=1e-12)
+    assert not p.unmatched  # every event of the program names an op jaxcost priced
+    ran = {k.name for k in p.kernels} - {GAPS, CONCURRENT}
+    ops = {op.name: op for op in a.ops}
+    assert ran <= set(ops)
+    # every convolution / dot kernel of the optimized module ran and has a time and a layer
+    heavy = {op.name for op in a.ops if op.flops > 1e5}
+    assert heavy <= ran
+    for k in p.kernels:
+        if k.name in ran:
+            assert k.measured_s > 0 and k.layers and k.flops == ops[k.name].flops
+            assert k.predicted_s is not None and k.bound in ("compute", "memory")
+    assert p.kernel(GAPS).measured_s >= 0 and p.kernel(CONCURRENT).measured_s <= 0
+    assert "where the time goes" in p.summary(print_=False)
+
+
+def test_trace_events_are_filtered_by_module_and_named_by_hlo_op():
+    events = [
+        {"ph": "X", "name": "ynn_fusion.1", "ts": 0, "dur": 5, "args": {"hlo_module": "jit_f", "hlo_op": "ynn_fusion.1"}},
+        {"ph": "X", "name": "ynn_fusion.1", "ts": 0, "dur": 5, "args": {"hlo_module": "jit_g", "hlo_op": "ynn_fusion.1"}},
+        {"ph": "X", "name": "fusion.3", "ts": 6, "dur": 1},  # no args: named like an op (another backend)
+        {"ph": "X", "name": "ThunkExecutor::Execute", "ts": 0, "dur": 9},
+    ]
+    found = kernel_events(events, {"ynn_fusion.1", "fusion.3"}, "jit_f")
+    assert [e["op"] for e in found] == ["ynn_fusion.1", "fusion.3"]
+
+
+def test_profile_command(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert main(["profile", "gap_head", "--steps", "2", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["runs"] == 2
+    assert sum(k["measured_s"] for k in data["kernels"]) == pytest.approx(data["step_s"], rel=1e-12)
+    assert main(["profile", "gap_head", "--steps", "0"]) == 2
