@@ -97,6 +97,8 @@ class Analysis:
     target: str = ""  # the hardware target compiled for ("tpu-v5e:2x4"); "" = the local backend
     hbm: HbmFit | None = None  # of a TPU target: does it fit in HBM, by how much
     partitioning: Partitioning = dataclasses.field(default_factory=Partitioning)
+    # layer path -> (input, output) shapes, in model (call) order, for NNX and linen modules
+    layer_shapes: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)
     jaxpr: object | None = None
     _fusion: FusionReport | None = None
 
@@ -213,6 +215,13 @@ class Analysis:
         from jaxcost.report.export import to_dataframe
 
         return to_dataframe(self, what)
+
+    def to_html(self, path=None) -> str:
+        """The standalone HTML report (inline CSS/JS/SVG): the layer tree in model order with
+        shapes, sortable, the ledger, fused kernels and plots; written to ``path`` if given."""
+        from jaxcost.report.export import to_html
+
+        return to_html(self, path)
 
     def _repr_html_(self) -> str:
         from jaxcost.report.export import to_html
@@ -429,7 +438,7 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
         input_dtypes=target.input_dtypes, param_dtypes=target.param_dtypes,
         optimizer_state=target.optimizer_state, optimizer_state_bytes=target.optimizer_state_bytes,
         module=opt, module_unoptimized=unopt, theory=theory_result, jaxpr=traced.jaxpr,
-        target=tpu.name if tpu is not None else "", hbm=fit, partitioning=split)
+        target=tpu.name if tpu is not None else "", hbm=fit, partitioning=split, layer_shapes=dict(target.shapes))
     timings.analyze_s = time.perf_counter() - t_start
     return analysis
 

@@ -68,6 +68,9 @@ class Target:
     params_by_layer: dict[str, int]
     kind: str  # "function" | "nnx" | "nnx-function" | "linen"
     failures: list = dataclasses.field(default_factory=list)  # (path, module) where tracing failed
+    # layer path -> (input, output) as "float32[8, 56, 56, 64]", in call order (model order);
+    # filled while tracing NNX and linen modules
+    shapes: dict = dataclasses.field(default_factory=dict)
     input_argnums: tuple[int, ...] = ()
     optimizer_state: int = 0
     optimizer_state_bytes: int = 0
@@ -249,12 +252,32 @@ def wrapped_calls(classes, wrap):
                 del cls.__call__
 
 
-def named_module_scopes(classes, failures: list | None = None):
+def describe(tree) -> str:
+    """The array leaves of ``tree`` as ``float32[8, 224, 224, 3]`` (several joined by ``, ``)."""
+    leaves = [x for x in jax.tree.leaves(tree) if hasattr(x, "shape") and hasattr(x, "dtype")]
+    return ", ".join(f"{x.dtype}{list(x.shape)}" for x in leaves[:3]) + (", ..." if len(leaves) > 3 else "")
+
+
+@contextlib.contextmanager
+def recorded_shapes(shapes: dict | None, path: str, inputs):
+    """Record ``path``'s input on entry (so ``shapes`` is in call order) and its output, via
+    the yielded setter, on exit; the first call of a path wins."""
+    first = shapes is not None and path not in shapes
+    if first:
+        shapes[path] = (describe(inputs), "")
+    out: list = []
+    yield out.append
+    if first and out:
+        shapes[path] = (shapes[path][0], describe(out[0]))
+
+
+def named_module_scopes(classes, failures: list | None = None, shapes: dict | None = None):
     """While active, every call of a labelled module runs inside
     ``jax.named_scope`` so its HLO carries the module path (``layer1/0/conv1``),
     as linen does by itself, in the forward pass and in the backward pass
     (``transpose(jvp(layer1/0/conv1))``). ``__call__`` of ``classes`` is wrapped;
-    a call nested in its parent's call opens only the remaining part of its path."""
+    a call nested in its parent's call opens only the remaining part of its path.
+    ``shapes`` collects each path's input and output (:func:`recorded_shapes`)."""
     active: list[str] = []
 
     def wrap(original):
@@ -266,8 +289,10 @@ def named_module_scopes(classes, failures: list | None = None):
             scope = path[len(top) + 1:] if top and path.startswith(top + "/") else path
             active.append(path)
             try:
-                with jax.named_scope(scope):
-                    return original(self, *a, **k)
+                with jax.named_scope(scope), recorded_shapes(shapes, path, a) as record:
+                    out = original(self, *a, **k)
+                    record(out)
+                    return out
             except Exception:
                 if failures is not None and not failures:  # the innermost module fails first
                     failures.append((path, self))
@@ -365,6 +390,7 @@ def _nnx_function_target(fn, name: str, kind: str, args: tuple, kwargs: dict,
     opt_leaves = [x for k, node in nodes.items() if isinstance(node, nnx.Optimizer) and k in state
                   for x in jax.tree.leaves(nnx.filter_state(state[k], nnx.OptState))]
     failures: list = []
+    shapes: dict = {}
 
     def run(params, state, *a):
         objects = nnx.merge(graphdef, params, state)  # new objects: the user's stay untouched
@@ -372,7 +398,7 @@ def _nnx_function_target(fn, name: str, kind: str, args: tuple, kwargs: dict,
         pos, kw = _put_nodes((tuple(a[:-1]), a[-1]), where, objects)
         it = iter(pos)
         before = _snapshot(params, state)
-        with named_module_scopes(classes, failures):
+        with named_module_scopes(classes, failures, shapes):
             out = call(*[args[i] if i in static else next(it) for i in range(len(args))], **static_kw, **kw)
         updates = _changed(before, nnx.state(objects))
         if updates and jitted:
@@ -382,7 +408,7 @@ def _nnx_function_target(fn, name: str, kind: str, args: tuple, kwargs: dict,
 
     run.__name__ = run.__qualname__ = name
     return Target(name, run, (params, state, *dyn_args, dyn_kw), (), (0, *sorted(user_params)), by_layer,
-                  kind, failures,
+                  kind, failures, shapes,
                   input_argnums=tuple(i for i in range(2, len(dyn_args) + 3) if i not in user_params),
                   optimizer_state=sum(math.prod(x.shape) for x in opt_leaves),
                   optimizer_state_bytes=_nbytes(opt_leaves))
@@ -408,10 +434,23 @@ def _linen_target(module, args: tuple, kwargs: dict, rng, param_dtype) -> Target
     collections.pop("intermediates", None)  # values sown by init are outputs, not state
     params = cast_floating(collections.pop("params", {}), param_dtype)
 
+    shapes: dict = {}
+
+    def record(call, args, kwargs, context):
+        """linen's method interceptor: the input and output of each module's ``__call__``."""
+        if context.method_name != "__call__":
+            return call(*args, **kwargs)
+        path = "/".join((name, *context.module.path))
+        with recorded_shapes(shapes, path, args) as done:
+            out = call(*args, **kwargs)
+            done(out)
+        return out
+
     def run(params, state, *a):
         others, rngs = state
-        out = module.apply({"params": params, **others}, *a[:-1], rngs=rngs,
-                           mutable=list(others) or False, **static_kw, **a[-1])
+        with linen.intercept_methods(record):
+            out = module.apply({"params": params, **others}, *a[:-1], rngs=rngs,
+                               mutable=list(others) or False, **static_kw, **a[-1])
         if not others:
             return out
         out, written = out
@@ -420,7 +459,7 @@ def _linen_target(module, args: tuple, kwargs: dict, rng, param_dtype) -> Target
 
     run.__name__ = run.__qualname__ = name
     return Target(name, run, (params, (collections, rngs), *args, dyn_kw), (), (0,),
-                  _by_layer(params, name), "linen", input_argnums=tuple(range(2, len(args) + 3)))
+                  _by_layer(params, name), "linen", shapes=shapes, input_argnums=tuple(range(2, len(args) + 3)))
 
 
 # --------------------------------------------------------------------------- TrainState

@@ -51,6 +51,7 @@ def _cmd_analyze(args) -> int:
     import jaxcost
 
     check_output(args.json, "--json")
+    check_output(args.html, "--html")
     check_backend(args.backend)
     if args.hardware is not None:
         from jaxcost.hardware import parse_target
@@ -83,6 +84,8 @@ def _cmd_analyze(args) -> int:
         return 0
     if args.json:
         a.to_json(args.json)
+    if args.html:
+        a.to_html(args.html)
     a.summary(max_layers=args.layers)
     return 0
 
@@ -139,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shard over a device mesh, e.g. data=2,model=4 (the TPU slice of --target, or this "
                         "machine's devices): the batch over the first axis, parameters replicated")
     a.add_argument("--json", metavar="PATH", help="write the JSON report to PATH ('-' = stdout)")
+    a.add_argument("--html", metavar="PATH", help="write the standalone HTML report to PATH")
     a.add_argument("--no-compile", action="store_true", help="lowered module only (fast path)")
     a.add_argument("--layers", type=int, default=30, help="layers shown in the table")
     add_train_arguments(a)

@@ -31,7 +31,6 @@ basis, and layer rows per (path, direction) with their own theory; 3 the directi
 from __future__ import annotations
 
 import dataclasses
-import html
 import json
 
 SCHEMA_VERSION = 3
@@ -111,16 +110,12 @@ def to_dataframe(a, what: str = "layers"):
     return pd.DataFrame(records)
 
 
-def to_html(a) -> str:
-    from jaxcost.report.format import si
+def to_html(a, path=None) -> str:
+    """The standalone HTML report (:mod:`jaxcost.report.html`); written to ``path`` if given."""
+    from jaxcost.report.html import report_html
 
-    rows = "".join(
-        f"<tr><td>{html.escape(r.path or '(top level)')}</td><td>{r.direction}</td>"
-        f"<td>{r.params:,}</td><td>{si(r.flops)}</td><td>{si(r.bytes_accessed, 'B')}</td>"
-        f"<td>{html.escape(', '.join(r.fusions[:4]))}</td></tr>" for r in a.layers[:200])
-    c, u = a.compiler, a.compiler_unoptimized
-    return (f"<div><b>jaxcost: {html.escape(a.name)}</b> on {a.backend} — params {a.params:,}; "
-            f"XLA optimized {si(c.flops)} flops, {si(c.bytes_accessed, 'B')}; unoptimized "
-            f"{si(u.flops)} flops, {si(u.bytes_accessed, 'B')}"
-            "<table><tr><th>layer</th><th>dir</th><th>params</th><th>flops</th><th>bytes</th>"
-            f"<th>fusions</th></tr>{rows}</table></div>")
+    text = report_html(a)
+    if path is not None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    return text
