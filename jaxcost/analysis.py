@@ -193,12 +193,15 @@ class Analysis:
         return explain(self)
 
     # reports live in jaxcost.report; thin methods keep the object self-describing.
-    def summary(self, *, max_layers: int = 40, max_fusions: int = 10, print_: bool = True) -> str | None:
-        """Print the report (rich tables); with ``print_=False`` return it as text instead
+    def summary(self, *, max_layers: int = 40, max_fusions: int = 10, print_: bool = True, flat: bool = False,
+                depth: int | None = None) -> str | None:
+        """Print the report (rich tables, at the terminal's width): the layer tree in model order
+        with shapes (as deep as ``max_layers`` rows allow, or down to ``depth``), or with
+        ``flat=True`` the heaviest layers; with ``print_=False`` return it as text instead
         (returning None when printing keeps notebooks from showing it twice)."""
         from jaxcost.report.table import summary
 
-        text = summary(self, max_layers=max_layers, max_fusions=max_fusions, print_=print_)
+        text = summary(self, max_layers=max_layers, max_fusions=max_fusions, print_=print_, flat=flat, depth=depth)
         return None if print_ else text
 
     def to_dict(self) -> dict:

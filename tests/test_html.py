@@ -105,3 +105,29 @@ def test_opens_in_chromium_without_errors_and_sorts(report):
     parser.feed(run.stdout)
     params = [float(cells[3][0]) for _, _, cells in parser.rows if cells[3][0]]
     assert params == sorted(params, reverse=True)  # sorted by the params column, largest first
+
+
+def test_every_result_type_has_a_text_and_an_html_view(report):
+    a, _ = report
+    from jaxcost.perf.peaks import DevicePeaks
+
+    peaks = DevicePeaks("cpu", "cpu", {"float32": 1e11}, 1e10, "published")
+    shown = {"fused": a.fusion_report(), "Theory vs compiler": a.explain(),
+             "Roofline": jaxcost.program_roofline(a, peaks)}
+    for word, obj in shown.items():
+        text = obj.summary(print_=False)
+        assert word in text, (type(obj).__name__, text[:200])
+        assert max(len(line) for line in text.splitlines()) <= 160
+        assert word in obj._repr_html_()
+
+
+def test_text_summary_is_the_model_order_tree_unless_flat(report):
+    a, _ = report
+    tree = a.summary(print_=False, max_layers=12)
+    assert "Layers in model order" in tree and "float32[2, 16, 16, 64]" in tree  # conv1's output
+    assert "deeper levels folded" in tree
+    assert tree.index(" conv1 ") < tree.index(" layer1 ") < tree.index(" fc ")
+    flat = a.summary(print_=False, flat=True)
+    assert "Layers (heaviest" in flat and "Layers in model order" not in flat
+    deep = a.summary(print_=False, depth=3, max_layers=200)
+    assert "│       conv1 " in deep and "; depth 3" in deep  # layer1/0/conv1, three levels deep, indented

@@ -86,7 +86,7 @@ def _cmd_analyze(args) -> int:
         a.to_json(args.json)
     if args.html:
         a.to_html(args.html)
-    a.summary(max_layers=args.layers)
+    a.summary(max_layers=args.layers, flat=args.flat, depth=args.depth)
     return 0
 
 
@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--html", metavar="PATH", help="write the standalone HTML report to PATH")
     a.add_argument("--no-compile", action="store_true", help="lowered module only (fast path)")
     a.add_argument("--layers", type=int, default=30, help="layers shown in the table")
+    a.add_argument("--flat", action="store_true", help="the heaviest layers instead of the tree in model order")
+    a.add_argument("--depth", type=int, default=None, help="depth of the layer tree (default: what fits --layers)")
     add_train_arguments(a)
     a.set_defaults(func=_cmd_analyze)
     m = sub.add_parser("models", help="list the model zoo with its published figures")

@@ -8,10 +8,11 @@ from typing import Any
 
 from jaxcost.perf.results import BenchmarkResult
 from jaxcost.perf.timing import benchmark
+from jaxcost.report.show import Shown
 
 
 @dataclasses.dataclass
-class Comparison:
+class Comparison(Shown):
     names: tuple[str, str]
     analyses: tuple[Any, Any]
     timings: tuple[BenchmarkResult | None, BenchmarkResult | None]
@@ -48,17 +49,8 @@ class Comparison:
                          f"CV {self.timings[0].stats.cv:.1%}/{self.timings[1].stats.cv:.1%}")
         return t
 
-    def summary(self, print_: bool = True) -> str | None:
-        """Print the side-by-side table; with ``print_=False`` return it as text instead."""
-        from rich.console import Console
-
-        if print_:
-            Console(width=140).print(self.table())
-            return None
-        console = Console(width=140)
-        with console.capture() as cap:
-            console.print(self.table())
-        return cap.get()
+    def __rich__(self):
+        return self.table()
 
 
 def compare(model_a, model_b, *args, names: tuple[str, str] | None = None, measure: bool = True,

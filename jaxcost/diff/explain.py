@@ -33,6 +33,7 @@ from collections import defaultdict
 from jaxcost.compiler.loops import trip_count
 from jaxcost.compiler.model import CostModel
 from jaxcost.names import RECOMPUTE, split_op_name
+from jaxcost.report.show import Shown
 
 CONTRACTIONS = ("conv_general_dilated", "dot_general")
 WHOLE = "whole program, loop bodies x trip count"
@@ -53,7 +54,7 @@ class Difference:
 
 
 @dataclasses.dataclass(frozen=True)
-class Explanation:
+class Explanation(Shown):
     """The ledgers. ``lines`` (flops) start at ``textbook_flops`` and end at ``total_flops``;
     ``bytes_lines`` start at ``bytes_start`` and end at ``bytes_total``; ``layer_lines`` walk each
     layer from its textbook flops to its compiled flops; ``notes`` are facts without an amount."""
@@ -103,6 +104,11 @@ class Explanation:
         if self.bytes_lines:
             b = self.bytes_start + sum(d.bytes for d in self.bytes_lines)
             assert b == self.bytes_total, f"bytes ledger: {b!r} != {self.bytes_total!r}"
+
+    def __rich__(self):
+        from rich.text import Text
+
+        return Text(self.text(), no_wrap=True, overflow="ellipsis")
 
     def text(self, max_layers: int = 8) -> str:
         from jaxcost.report.format import si

@@ -21,6 +21,7 @@ from jaxcost.compiler.hlo import Computation, Instruction
 from jaxcost.compiler.model import CostModel
 from jaxcost.compiler.ops import ModuleCost, Op
 from jaxcost.names import split_op_name
+from jaxcost.report.show import Shown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +50,15 @@ class KernelFusion:
 
 
 @dataclasses.dataclass(frozen=True)
-class FusionReport:
+class FusionReport(Shown):
     kernels: list[KernelFusion]
     bytes_unfused: float
     bytes_fused: float
     eliminated: float  # bytes of unoptimized ops with no counterpart after optimization
     layers: dict[str, tuple[float, float]]  # layer -> (unfused bytes, fused bytes)
+
+    def __rich__(self):
+        return fusion_table(self)
 
     def __repr__(self) -> str:
         return (f"FusionReport({len(self.fusions)} fusions of {len(self.kernels)} kernels, "

@@ -31,6 +31,7 @@ from collections import defaultdict
 import jax
 
 from jaxcost.report.format import secs
+from jaxcost.report.show import Shown, console, render_text
 
 GAPS = "(gaps between kernels: runtime, host work, waits)"
 CONCURRENT = "(kernels running concurrently: overlap counted once)"
@@ -66,7 +67,7 @@ class KernelTime:
 
 
 @dataclasses.dataclass(frozen=True)
-class Profile:
+class Profile(Shown):
     """Measured time of one compiled program: ``step_s`` (median span of a run), ``kernels``
     (heaviest first, with the concurrency and gap rows, adding up to ``step_s`` exactly),
     ``layers`` (seconds per layer path), ``predicted_s`` (the roofline's total) and
@@ -89,13 +90,20 @@ class Profile:
         return next(k for k in self.kernels if k.name == name)
 
     def summary(self, top: int = 20, print_: bool = True) -> str | None:
-        """The heaviest kernels and layers as rich tables."""
-        from rich.console import Console, Group
+        """The ``top`` heaviest kernels and layers (rich tables); as text with ``print_=False``."""
+        if print_:
+            console().print(self.__rich__(top))
+            return None
+        return render_text(self.__rich__(top))
+
+    def __rich__(self, top: int = 20):
+        from rich.console import Group
         from rich.table import Table
 
         t = Table(title=f"{self.name}: where the time goes (step {secs(self.step_s)}, median of {self.runs} runs)")
         for col in ("kernel", "measured", "share", "predicted", "pred/meas", "bound", "GFLOP/s", "GB/s", "layers"):
-            t.add_column(col, justify="left" if col in ("kernel", "bound", "layers") else "right")
+            t.add_column(col, justify="left" if col in ("kernel", "bound", "layers") else "right",
+                         no_wrap=col != "layers")
         for k in self.kernels[:top]:
             ratio = f"{k.predicted_s / k.measured_s:.2f}" if k.predicted_s and k.measured_s > 0 else ""
             t.add_row(k.name, secs(k.measured_s), f"{k.share:.1%}", secs(k.predicted_s) if k.predicted_s else "",
@@ -103,17 +111,10 @@ class Profile:
                       f"{k.bytes_per_s / 1e9:.1f}" if k.bytes_accessed else "", ", ".join(k.layers[:3]))
         lt = Table(title="Layers")
         for col in ("layer", "measured", "share"):
-            lt.add_column(col, justify="left" if col == "layer" else "right")
+            lt.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
         for path, s in sorted(self.layers.items(), key=lambda kv: -kv[1])[:top]:
             lt.add_row(path or "(top level)", secs(s), f"{s / self.step_s:.1%}")
-        console = Console(width=160)
-        group = Group(t, lt)
-        with console.capture() as cap:
-            console.print(group)
-        if print_:
-            console.print(group)
-            return None
-        return cap.get()
+        return Group(t, lt)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "device_kind": self.device_kind, "step_s": self.step_s, "runs": self.runs,

@@ -10,10 +10,11 @@ from typing import Any
 
 from jaxcost.perf.stats import TimingStats
 from jaxcost.report.format import secs
+from jaxcost.report.show import Shown
 
 
 @dataclasses.dataclass(frozen=True)
-class BenchmarkResult:
+class BenchmarkResult(Shown):
     """One benchmarked point. ``error`` is set (and ``stats`` None) on failure."""
 
     backend: str
@@ -27,6 +28,9 @@ class BenchmarkResult:
     compiler_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     options_name: str | None = None
     error: str | None = None
+
+    def __rich__(self):
+        return results_table([self])
 
     @property
     def ok(self) -> bool:

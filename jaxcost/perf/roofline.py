@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from jaxcost.perf.peaks import DevicePeaks
+from jaxcost.report.show import Shown
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +38,7 @@ class RooflinePoint:
 
 
 @dataclasses.dataclass(frozen=True)
-class Roofline:
+class Roofline(Shown):
     points: tuple[RooflinePoint, ...]
     peak_flops_per_s: float
     bandwidth_bytes_per_s: float
@@ -51,6 +52,21 @@ class Roofline:
         bound = sum(p.bound == "memory" for p in self.points)
         return (f"Roofline({self.device_kind or '?'}, {self.dtype}, predicted {self.predicted_s:.3e} s, "
                 f"{len(self.points)} kernels, {bound} memory-bound)")
+
+    def __rich__(self, top: int = 15):
+        from rich.table import Table
+
+        from jaxcost.report.format import secs, si
+
+        t = Table(title=f"Roofline ({self.device_kind}, {self.dtype}): predicted {secs(self.predicted_s)}, "
+                        f"{len(self.points)} kernels; peak {si(self.peak_flops_per_s, 'FLOP/s')}, "
+                        f"{si(self.bandwidth_bytes_per_s, 'B/s')}, ridge {self.ridge_intensity:.1f} flop/B")
+        for col in ("kernel", "flops", "bytes", "flop/B", "predicted", "share", "bound"):
+            t.add_column(col, justify="left" if col in ("kernel", "bound") else "right", no_wrap=True)
+        for p in sorted(self.points, key=lambda p: -p.time_s)[:top]:
+            t.add_row(p.name, si(p.flops), si(p.bytes, "B"), f"{p.intensity:.1f}", secs(p.time_s),
+                      f"{p.time_s / self.predicted_s:.1%}" if self.predicted_s else "-", p.bound)
+        return t
 
     @property
     def total_flops(self) -> float:

@@ -33,9 +33,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from jaxcost.report.format import BASIS
+
 SCHEMA_VERSION = 3
-BASIS = ("one call of the compiled program, per device; XLA's totals count loop bodies once, "
-         "'corrected' and 'theory' count them trip-count times")
 
 
 def _plain(x):

@@ -34,3 +34,7 @@ CONVENTIONS = (
     "transcendentals, not flops. Bytes: operands + outputs per instruction; a fusion moves only its "
     "parameters and outputs. torchvision/ptflops 'GFLOPS' are MACs."
 )
+
+# The basis of every figure of an Analysis (report header, JSON).
+BASIS = ("one call of the compiled program, per device; XLA's totals count loop bodies once, "
+         "'corrected' and 'theory' count them trip-count times")

@@ -16,8 +16,7 @@ from __future__ import annotations
 import html
 import math
 
-from jaxcost.report.export import BASIS
-from jaxcost.report.format import CONVENTIONS, secs, si
+from jaxcost.report.format import BASIS, CONVENTIONS, secs, si
 from jaxcost.report.tree import layer_tree
 
 _CSS = """

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from jaxcost.report.export import BASIS
-from jaxcost.report.format import CONVENTIONS, pct, si
+from jaxcost.report.format import BASIS, CONVENTIONS, pct, si
 
 
 def _header(a) -> Panel:
@@ -83,18 +82,8 @@ def _layers(a, max_layers: int) -> Table:
     return t
 
 
-def _training(a) -> Group:
-    c = a.training()
-    t = Table(title="Training step by direction (flops; theory loops x trips, XLA loop bodies once)")
-    for col in ("direction", "theory", "theory: contractions", "XLA optimized", "XLA lowered"):
-        t.add_column(col, justify="left" if col == "direction" else "right")
-    for row in c.rows():
-        t.add_row(*row)
-    note = Text(f"model FLOPs {si(c.model_flops)} (forward + backward contractions, theory: what MFU counts); "
-                f"hardware FLOPs {si(c.hardware_flops)} (XLA compiled, recompute included: HFU)\n"
-                f"backward contractions: input gradients {si(c.input_grad_flops)} + weight gradients "
-                f"{si(c.weight_grad_flops)}; backward/forward {c.backward_ratio:.2f} (2.00 = the 3x rule)")
-    return Group(t, note)
+def _training(a):
+    return a.training().__rich__()
 
 
 def _training_layers(a, max_layers: int) -> Table:
@@ -120,6 +109,41 @@ def _training_layers(a, max_layers: int) -> Table:
         t.add_row(p or "(top level)", f"{params:,}" if params else "",
                   *(si(xla(rows, d)) if d in rows else "" for d in ("forward", "backward", "recompute", "optimizer")),
                   si(f), si(b), si(ig), si(wg), f"{b / f:.2f}" if f and b is not None else "")
+    return t
+
+
+def _tree(a, max_layers: int, depth: int | None) -> Table:
+    """The layer tree in model order with input/output shapes (like ``nnx.tabulate``), down to
+    ``depth``, by default as deep as fits in ``max_layers`` rows; a node's figures include its
+    children's."""
+    from jaxcost.report.tree import layer_tree
+
+    nodes = layer_tree(a)
+    if nodes and not nodes[0].path and not nodes[0].inputs:
+        nodes[0].inputs = ", ".join(a.input_shapes)
+    if depth is None:
+        depth = 1
+        while depth < 32 and sum(n.depth <= depth + 1 for n in nodes) <= max_layers:
+            depth += 1
+    shown = [n for n in nodes if n.depth <= depth]
+    hidden = len(nodes) - len(shown)
+    directions = [d for d in ("forward", "backward", "recompute", "optimizer") if any(d in n.flops for n in nodes)]
+    total = nodes[0].total_flops if nodes else 0.0
+    title = f"Layers in model order ({len(shown)} of {len(nodes)}; depth {depth}"
+    title += ", deeper levels folded: --depth / --flat)" if hidden else ")"
+    t = Table(title=title)
+    t.add_column("layer", no_wrap=True, overflow="ellipsis", max_width=48)
+    t.add_column("input", no_wrap=True, overflow="ellipsis", max_width=28)
+    t.add_column("output", no_wrap=True, overflow="ellipsis", max_width=28)
+    for col in ("params", "MACs", *(f"XLA {d}" if len(directions) > 1 else "XLA flops" for d in directions), "share",
+                *(["bytes (opt)"] if a.compiled else []), "bytes (unopt)"):
+        t.add_column(col, justify="right", no_wrap=True)
+    for n in shown:
+        cells = ["  " * n.depth + n.name, n.inputs, n.outputs, f"{n.params:,}" if n.params else "",
+                 si(n.macs) if n.macs else "", *(si(n.flops.get(d)) if d in n.flops else "" for d in directions),
+                 pct(n.total_flops, total), *([si(n.bytes_accessed, "B")] if a.compiled else []),
+                 si(n.bytes_unoptimized, "B")]
+        t.add_row(*cells)
     return t
 
 
@@ -151,12 +175,17 @@ def _fusions(a, max_fusions: int) -> Table:
     return t
 
 
-def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
+def render(a, *, max_layers: int = 40, max_fusions: int = 10, flat: bool = False,
+           depth: int | None = None) -> Group:
     parts = [_header(a), _totals(a)]
     if a.memory.available:
         parts.append(_memory(a))
     if a.is_training_step:
-        parts += [_training(a), _training_layers(a, max_layers)]
+        parts.append(_training(a))
+    if not flat:
+        parts.append(_tree(a, max_layers, depth))
+    elif a.is_training_step:
+        parts.append(_training_layers(a, max_layers))
     else:
         parts.append(_layers(a, max_layers))
     if a.compiled and a.partitioning.partitioned and a.collectives():
@@ -167,7 +196,7 @@ def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
 
         parts.append(fusion_table(a.fusion_report(), max_fusions))
     if a.theory is not None:
-        parts.append(Text(a.explain().text()))
+        parts.append(a.explain().__rich__())
     if a.corrected.reasons:
         parts.append(Text("Corrections to XLA's totals:\n" + "\n".join(f"  - {r}" for r in a.corrected.reasons)))
     if a.warnings:
@@ -175,13 +204,13 @@ def render(a, *, max_layers: int = 40, max_fusions: int = 10) -> Group:
     return Group(*parts)
 
 
-def summary(a, *, max_layers: int = 40, max_fusions: int = 10, print_: bool = True, console=None) -> str:
-    """Print (and return as text) the summary of an analysis."""
-    group = render(a, max_layers=max_layers, max_fusions=max_fusions)
-    console = console or Console(width=160)
-    with console.capture() as cap:
-        console.print(group)
-    text = cap.get()
+def summary(a, *, max_layers: int = 40, max_fusions: int = 10, print_: bool = True, flat: bool = False,
+            depth: int | None = None) -> str:
+    """Print (at the terminal's width) and return as text (160 columns) the summary of an
+    analysis: the layer tree in model order, or with ``flat=True`` the heaviest layers."""
+    from jaxcost.report.show import console, render_text
+
+    group = render(a, max_layers=max_layers, max_fusions=max_fusions, flat=flat, depth=depth)
     if print_:
-        console.print(group)
-    return text
+        console().print(group)
+    return render_text(group)

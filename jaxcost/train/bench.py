@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from jaxcost.perf.roofline import achieved
 from jaxcost.report.format import secs, si
+from jaxcost.report.show import Shown
 
 if TYPE_CHECKING:
     from jaxcost.perf.peaks import DevicePeaks
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainBenchmark:
+class TrainBenchmark(Shown):
     """One training step timed: ``step_s`` (median), model and hardware FLOPs of one step,
     the peak FLOP/s they are divided by (``peak_source``: measured / published), MFU, HFU."""
 
@@ -49,6 +50,17 @@ class TrainBenchmark:
         return (f"TrainBenchmark({self.name!r}, {self.device_kind}, step {secs(self.step_s)}, "
                 f"MFU {self.mfu:.1%}, HFU {self.hfu:.1%} of {si(self.peak_flops_per_s, 'FLOP/s')} "
                 f"({self.peak_source}))")
+
+    def __rich__(self):
+        from rich.table import Table
+
+        t = Table(title=f"{self.name} on {self.device_kind}: steady-state training step")
+        for col in ("batch", "step (median)", "IQR", "model FLOPs", "hardware FLOPs", "peak", "MFU", "HFU"):
+            t.add_column(col, justify="right", no_wrap=True)
+        t.add_row(str(self.batch_size), secs(self.step_s), secs(self.timing.stats.iqr), si(self.model_flops),
+                  si(self.hardware_flops), f"{si(self.peak_flops_per_s, 'FLOP/s')} ({self.peak_source})",
+                  f"{self.mfu:.1%}", f"{self.hfu:.1%}")
+        return t
 
     def to_dict(self) -> dict:
         return {"name": self.name, "device_kind": self.device_kind, "batch_size": self.batch_size,

@@ -24,6 +24,7 @@ import dataclasses
 
 from jaxcost.names import BACKWARD, DIRECTIONS, FORWARD, RECOMPUTE
 from jaxcost.report.format import si
+from jaxcost.report.show import Shown
 
 _CONTRACTIONS = ("dot_general", "conv_general_dilated")
 
@@ -47,7 +48,7 @@ class DirectionCost:
 
 
 @dataclasses.dataclass(frozen=True)
-class StepCost:
+class StepCost(Shown):
     """A training step's cost per direction (``directions``), its backward contractions
     split into ``input_grad`` / ``weight_grad`` flops (theory), and the two FLOP counts
     behind MFU and HFU (see the module docstring). Basis: one step on one device."""
@@ -77,6 +78,22 @@ class StepCost:
         parts = ", ".join(f"{d}={si(c.theory_flops)}" for d, c in self.directions.items())
         return (f"StepCost(model={si(self.model_flops)}, hardware={si(self.hardware_flops)}, "
                 f"theory[{parts}], backward/forward={self.backward_ratio:.2f})")
+
+    def __rich__(self):
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        t = Table(title="Training step by direction (flops; theory loops x trips, XLA loop bodies once)")
+        for col in ("direction", "theory", "theory: contractions", "XLA optimized", "XLA lowered"):
+            t.add_column(col, justify="left" if col == "direction" else "right", no_wrap=True)
+        for row in self.rows():
+            t.add_row(*row)
+        note = Text(f"model FLOPs {si(self.model_flops)} (forward + backward contractions, theory: what MFU counts); "
+                    f"hardware FLOPs {si(self.hardware_flops)} (XLA compiled, recompute included: HFU)\n"
+                    f"backward contractions: input gradients {si(self.input_grad_flops)} + weight gradients "
+                    f"{si(self.weight_grad_flops)}; backward/forward {self.backward_ratio:.2f} (2.00 = the 3x rule)")
+        return Group(t, note)
 
     def rows(self) -> list[tuple[str, str, str, str, str]]:
         """``(direction, theory, contractions, XLA optimized, XLA lowered)`` as text."""
