@@ -50,7 +50,7 @@ def _row(name, chip, batch, a, seconds, **extra):
             "predicted_s": roof.predicted_s, "bound": _bound(roof), **extra}
 
 
-def run(names, chips, batches, dtype, train):
+def run(names, chips, batches, dtype, train, save):
     rows = []
     jobs = [(n, c, b) for n in names for c in chips for b in batches]
     for name, chip, batch in track(jobs, description="TPU compiles"):
@@ -59,6 +59,7 @@ def run(names, chips, batches, dtype, train):
         t = time.perf_counter()
         a = jaxcost.analyze(models.build_abstract(name), x, target=f"tpu-{chip}", param_dtype=dtype, theory=False)
         rows.append(_row(name, chip, batch, a, time.perf_counter() - t))
+        save(rows)
     if train:
         for chip in track(chips, description="training steps"):
             target = parse_target(f"tpu-{SLICES[chip]}")
@@ -73,6 +74,7 @@ def run(names, chips, batches, dtype, train):
                              devices=n, collectives=len(coll),
                              collective_bytes=sum(c.buffer_bytes * c.count for c in coll),
                              collective_s=sum((c.seconds or 0.0) * c.count for c in coll)))
+            save(rows)
     return rows
 
 
@@ -113,13 +115,16 @@ def main():
     p.add_argument("--no-train", action="store_true")
     args = p.parse_args()
     dtype = jnp.dtype(args.dtype)
-    rows = run(args.models.split(","), args.chips.split(","), [int(b) for b in args.batch.split(",")], dtype,
-               not args.no_train)
     out = os.path.join(HERE, "results", "tpu_zoo")
-    with open(out + ".json", "w") as f:
-        json.dump({"jax": jax.__version__, "dtype": args.dtype, "rows": rows}, f, indent=2)
-    with open(out + ".md", "w") as f:
-        f.write(markdown(rows, args.dtype))
+
+    def save(rows):  # after every row: a long run that fails keeps what it measured
+        with open(out + ".json", "w") as f:
+            json.dump({"jax": jax.__version__, "dtype": args.dtype, "rows": rows}, f, indent=2)
+        with open(out + ".md", "w") as f:
+            f.write(markdown(rows, args.dtype))
+
+    rows = run(args.models.split(","), args.chips.split(","), [int(b) for b in args.batch.split(",")], dtype,
+               not args.no_train, save)
     print(markdown(rows, args.dtype))
 
 

@@ -203,7 +203,15 @@ class CompileTarget:
         if math.prod(axes.values()) != self.device_count:
             raise ValueError(f"mesh axes {axes} hold {math.prod(axes.values())} devices; "
                              f"{self.name} has {self.device_count}")
-        return topologies.make_mesh(self.topology_desc(), tuple(axes.values()), tuple(axes))
+        try:
+            return topologies.make_mesh(self.topology_desc(), tuple(axes.values()), tuple(axes))
+        except AssertionError:
+            # jax lays out physical meshes one device per chip; v4's compile-only topology has
+            # one device per TensorCore (two per chip): the devices in their listed order
+            import numpy as np
+            from jax.sharding import Mesh
+
+            return Mesh(np.array(self.devices()).reshape(tuple(axes.values())), tuple(axes))
 
     def place(self, args: Any, specs: Any = None, *, axes: Mapping[str, int] | None = None) -> Any:
         """Abstract copies of ``args`` (a pytree of arrays or ShapeDtypeStructs) on this slice.
