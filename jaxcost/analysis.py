@@ -400,8 +400,11 @@ def analyze(fn: Callable, *args, static_argnums=(), backend: str | None = None,
             timings.background_s = time.perf_counter() - t0
             compiled = None
             if future is not None:
+                from jaxcost.report.progress import status
+
                 t0 = time.perf_counter()
-                compiled = _step("compile", name, future.result)
+                with status(f"XLA compiling {name} for {tpu.name if tpu is not None else device.platform} ..."):
+                    compiled = _step("compile", name, future.result)
                 timings.waited_s = time.perf_counter() - t0
 
     warnings: list[str] = []

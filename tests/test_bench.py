@@ -245,3 +245,27 @@ def test_benchmark_materializes_rng_key_state():
     r = bench_module(model, jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32), time_budget_s=0.0,
                      min_repeats=1, warmup=0)
     assert r.error is None and r.stats.n >= 1
+
+
+def test_progress_is_silent_when_not_on_a_terminal(capsys):
+    from jaxcost.report.progress import progress, status
+
+    with progress(3, "peaks") as step, status("compiling"):
+        for label in ("matmul", "bandwidth", "kernels"):
+            step(label)
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
+
+
+def test_calibration_kernels_are_what_the_table_measures():
+    from jaxcost.perf.kernels import (
+        CALIBRATION_BATCHES,
+        CALIBRATION_SHAPES,
+        DOT_CALIBRATION_SHAPES,
+        calibration_kernels,
+    )
+
+    kernels = calibration_kernels()
+    assert len(kernels) == len(CALIBRATION_BATCHES) * sum(map(len, CALIBRATION_SHAPES.values())) \
+        + len(DOT_CALIBRATION_SHAPES)
+    assert {k[0] for k in kernels} == {*CALIBRATION_SHAPES, "dot"}

@@ -47,15 +47,30 @@ def _bench_train(args, targets, backends, console) -> int:
     return 0
 
 
+def _bench_point(t, backend: str, opt_name: str, opts: dict, budget: float, peaks):
+    """One benchmarked point: (result, analysis, predicted seconds); a failure is a row with its error."""
+    import jaxcost
+    from jaxcost.perf.predict import program_roofline
+    from jaxcost.perf.results import BenchmarkResult
+    from jaxcost.perf.timing import benchmark
+
+    try:
+        r = benchmark(t.fn, *t.inputs, backend=backend, compiler_options=opts or None, time_budget_s=budget,
+                      batch_size=t.batch)
+        r = BenchmarkResult(**{**r.__dict__, "options_name": opt_name})
+        a = jaxcost.analyze(t.fn, *t.inputs, backend=backend, compiler_options=opts or None, theory=False)
+        return r, a, program_roofline(a, peaks).predicted_s if peaks else None
+    except Exception as e:  # noqa: BLE001 - one failed point is a row, not the end
+        return (BenchmarkResult(backend=backend, device_kind="", batch_size=t.batch, compile_s=None, lower_s=None,
+                                stats=None, latency_s=None, throughput=None, compiler_options=opts,
+                                options_name=opt_name, error=f"{type(e).__name__}: {e}"), None, None)
+
+
 def _cmd_bench(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    import jaxcost
     from jaxcost.perf import DEFAULT_OPTION_SETS, available_backends, get_peaks, results_to_csv
-    from jaxcost.perf.predict import program_roofline
-    from jaxcost.perf.results import BenchmarkResult
-    from jaxcost.perf.timing import benchmark
 
     check_output(args.json, "--json")
     check_output(args.csv, "--csv")
@@ -66,7 +81,7 @@ def _cmd_bench(args) -> int:
     if missing:
         raise UsageError(f"backend(s) not available: {', '.join(missing)}")
     targets = [resolve(args.target, batch=b, input_shape=args.input_shape, dtype=args.dtype) for b in batches]
-    results, rows = [], []
+    rows = []
     console = Console(width=150)
     if args.train or args.optimizer is not None or args.remat:
         if args.sweep_options or user_options or args.csv:
@@ -87,25 +102,13 @@ def _cmd_bench(args) -> int:
             except LookupError as e:
                 console.print(f"[yellow]no roofline prediction: {e} (run without --published-peaks "
                               "to measure them)[/yellow]")
-        for opt_name, opts in option_sets.items():
-            for t in targets:
-                batch = t.batch
-                console.print(f"[dim]{args.target} batch {batch} on {backend} ({opt_name}) ...[/dim]")
-                try:
-                    r = benchmark(t.fn, *t.inputs, backend=backend, compiler_options=opts or None,
-                                  time_budget_s=args.budget, batch_size=batch)
-                    r = BenchmarkResult(**{**r.__dict__, "options_name": opt_name})
-                    a = jaxcost.analyze(t.fn, *t.inputs, backend=backend, compiler_options=opts or None,
-                                        theory=False)
-                    predicted = program_roofline(a, peaks).predicted_s if peaks else None
-                except Exception as e:  # noqa: BLE001 - one failed point is a row, not the end
-                    r = BenchmarkResult(backend=backend, device_kind="", batch_size=batch, compile_s=None,
-                                        lower_s=None, stats=None, latency_s=None, throughput=None,
-                                        compiler_options=opts, options_name=opt_name,
-                                        error=f"{type(e).__name__}: {e}")
-                    a, predicted = None, None
-                results.append(r)
-                rows.append((r, a, predicted))
+        from jaxcost.report.progress import progress
+
+        points = [(o, t) for o in option_sets.items() for t in targets]
+        with progress(len(points), f"bench {args.target} on {backend}") as step:
+            for (opt_name, opts), t in points:
+                step(f"batch {t.batch}, {opt_name}")
+                rows.append(_bench_point(t, backend, opt_name, opts, args.budget, peaks))
     t = Table(title=f"jaxcost bench {args.target}")
     for col in ("backend", "options", "batch", "median", "IQR", "CV", "n", "items/s", "GFLOP/s",
                 "XLA bytes", "predicted", "pred/meas", "compile", "error"):
@@ -113,6 +116,7 @@ def _cmd_bench(args) -> int:
     from jaxcost.report.format import secs, si
 
     records = []
+    results = [r for r, _, _ in rows]
     for r, a, predicted in rows:
         ok = r.error is None
         gflops = (a.compiler.flops / r.latency_s / 1e9) if ok and a and a.compiler.flops else None

@@ -80,6 +80,8 @@ class Convention:
                 ignored[op.kind] = ignored.get(op.kind, 0) + op.times
                 continue
             n = rule.count(op) * op.times
+            if not n:
+                continue
             counted[op.kind] = counted.get(op.kind, 0) + n
             key = (op.path, op.direction)
             per_layer[key] = per_layer.get(key, 0) + n

@@ -35,8 +35,8 @@ elementwise    any other priced elementwise op or transcendental            outp
 other          reductions, sorts, scatters, ... with a cost                  jaxcost XLA flops
 =============  ==========================================================  ==================
 
-Free equations (reshapes, copies, annotations: no flops, no transcendentals) are no op to
-any of the tools and are skipped. Sizes come from the cost fields the rules record:
+Free equations (reshapes, copies, annotations: no flops, no transcendentals, no parameter
+read) are no op to any of the tools and are skipped. Sizes come from the cost fields the rules record:
 an elementwise op's output elements are its XLA flops (its transcendentals for exp, rsqrt,
 ...); a ``reduce_sum`` of ``n`` elements into ``m`` has ``n − m`` flops and ``n + m``
 read-once accesses; a ``reduce_window`` with ``o`` outputs of window ``w`` has ``(w − 1)·o``
@@ -59,8 +59,8 @@ from jaxcost.names import BACKWARD, FORWARD
 from jaxcost.theory.registry import EqnCost, TheoryResult
 from jaxcost.theory.rules.elementwise import ELEMENTWISE, EXPANDED_SPECIAL, TRANSCENDENTAL
 
-KINDS = ("conv", "linear", "matmul", "conv_bias", "linear_bias", "batch_norm", "norm", "relu", "relu6", "silu", "sigmoid", "gelu",
-         "softmax", "max_pool", "avg_pool", "global_pool", "add", "mul", "elementwise", "other")
+KINDS = ("conv", "linear", "matmul", "conv_bias", "linear_bias", "batch_norm", "norm", "relu", "relu6", "silu",
+         "sigmoid", "gelu", "softmax", "max_pool", "avg_pool", "global_pool", "add", "mul", "elementwise", "other")
 
 _CONTRACTIONS = frozenset({"conv_general_dilated", "dot_general", "ragged_dot_general"})
 _REDUCTIONS = frozenset({"reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "argmax", "argmin"})
@@ -116,7 +116,9 @@ def _is_bias(e: EqnCost) -> bool:
 
 
 def _priced(e: EqnCost) -> bool:
-    return bool(e.macs or e.flops_xla or e.transcendentals)
+    """An equation a tool can see: it computes something or reads parameters (a ``gather``
+    from an embedding table)."""
+    return bool(e.macs or e.flops_xla or e.transcendentals or e.params_read)
 
 
 def _op(kind: str, eqns: Iterable[EqnCost], **sizes) -> TorchOp:
@@ -186,7 +188,8 @@ _SINGLE = {"max": "relu", "clamp": "relu6", "logistic": "sigmoid", "erf": "gelu"
 
 
 def torch_ops(theory: TheoryResult) -> list[TorchOp]:
-    """The torch-level operations of ``theory``, in program order (see the module docstring).
+    """The torch-level operations of ``theory``, layer by layer in order of first appearance
+    (see the module docstring).
 
     A backward convolution is sized as the forward convolution(s) of its path (their mean),
     torch's ``convolution_backward`` convention; without a forward conv there, its own count."""

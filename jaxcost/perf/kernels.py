@@ -177,15 +177,23 @@ def _time_kernel(fn, xs, ws, device, repeats) -> tuple[float, float, tuple[int, 
     return flops, best_time(lambda: compiled(x, w), repeats), mkn
 
 
-def measure_kernel_table(device: jax.Device, repeats: int = 3) -> list[list]:
-    """Time every :data:`CALIBRATION_SHAPES` kernel (at each :data:`CALIBRATION_BATCHES`)
-    and every :data:`DOT_CALIBRATION_SHAPES` kernel on ``device``: rows ``[class, M, K, N, FLOP/s, flops, seconds]`` (float32, XLA flops)."""
+def calibration_kernels() -> list[tuple]:
+    """``(class, fn, x shape, w shape)`` of every calibration kernel: each
+    :data:`CALIBRATION_SHAPES` kernel at each :data:`CALIBRATION_BATCHES`, and every
+    :data:`DOT_CALIBRATION_SHAPES` kernel."""
     kernels = [(cls, functools.partial(_conv, groups=g), (b, *xs[1:]), ws)
                for b in CALIBRATION_BATCHES
                for cls, shapes in CALIBRATION_SHAPES.items() for xs, ws, g in shapes]
-    kernels += [("dot", jnp.matmul, a, b) for a, b in DOT_CALIBRATION_SHAPES]
+    return kernels + [("dot", jnp.matmul, a, b) for a, b in DOT_CALIBRATION_SHAPES]
+
+
+def measure_kernel_table(device: jax.Device, repeats: int = 3, on_kernel=None) -> list[list]:
+    """Time every :func:`calibration_kernels` kernel on ``device``: rows ``[class, M, K, N,
+    FLOP/s, flops, seconds]`` (float32, XLA flops); ``on_kernel(label)`` is called before each."""
     rows = []
-    for cls, fn, xs, ws in kernels:
+    for cls, fn, xs, ws in calibration_kernels():
+        if on_kernel is not None:
+            on_kernel(f"{cls} {xs} x {ws}")
         flops, seconds, (m, k, n) = _time_kernel(fn, xs, ws, device, repeats)
         rows.append([cls, m, k, n, flops / seconds, flops, seconds])
     return rows

@@ -199,17 +199,23 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
                   sizes: Sequence[int] | None = None, repeats: int = 5,
                   stream_elements: int = 2**25) -> DevicePeaks:
     """Measure peak matmul FLOP/s per dtype and STREAM bandwidth on ``backend``."""
+    from jaxcost.perf.kernels import calibration_kernels
+    from jaxcost.report.progress import progress
+
     device = jax.devices(backend)[0]
     flops: dict[str, float] = {}
     notes = []
-    for dt in dtypes:
-        name = str(jnp.dtype(dt))
-        flops[name], n = measure_matmul_flops(device, name, sizes, repeats)
-        notes.append(f"{name} matmul n={n}")
-    bw = measure_bandwidth(device, stream_elements, repeats)
-    notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
-    table = measure_kernel_table(device, repeats)
-    overhead = measure_dispatch_overhead(device, repeats=repeats)
+    with progress(len(dtypes) + 2 + len(calibration_kernels()), f"measuring {device.device_kind} peaks") as step:
+        for dt in dtypes:
+            name = str(jnp.dtype(dt))
+            step(f"{name} matmul")
+            flops[name], n = measure_matmul_flops(device, name, sizes, repeats)
+            notes.append(f"{name} matmul n={n}")
+        step("memory bandwidth")
+        bw = measure_bandwidth(device, stream_elements, repeats)
+        notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
+        table = measure_kernel_table(device, repeats, on_kernel=step)
+        overhead = measure_dispatch_overhead(device, repeats=repeats)
     notes.append("kernel classes: jaxcost.perf.kernels.CALIBRATION_SHAPES, DOT_CALIBRATION_SHAPES")
     return DevicePeaks(device.device_kind, device.platform, flops, bw, "measured", "; ".join(notes),
                        class_rates(table), overhead, table)
