@@ -324,3 +324,17 @@ def test_data_parallel_training_step_on_a_tpu_mesh(capsys):
                           (("--mesh", "data=3"), "must be a multiple of the 'data' axis (3)")):
         code, _, err = run(capsys, "analyze", "gap_head", "--batch", "8", *argv)
         assert code == 2 and len(err) == 1 and message in err[0]
+
+
+def test_bench_train_reports_mfu_and_hfu(tmp_path, capsys, monkeypatch):
+    import jaxcost.perf
+    from jaxcost.perf.peaks import DevicePeaks
+
+    monkeypatch.setattr(jaxcost.perf, "get_peaks", lambda *a, **k: DevicePeaks("cpu", "cpu", {"float32": 1e11}, 1e10,
+                                                                                "published"))
+    out = tmp_path / "t.json"
+    assert main(["bench", "gap_head", "--train", "--optimizer", "sgd", "--budget", "0.05", "--json", str(out)]) == 0
+    [r] = json.loads(out.read_text())["results"]
+    assert r["mfu"] == pytest.approx(r["model_flops"] / r["step_s"] / 1e11)
+    assert r["hfu"] == pytest.approx(r["hardware_flops"] / r["step_s"] / 1e11)
+    assert main(["bench", "gap_head", "--train", "--sweep-options"]) == 2

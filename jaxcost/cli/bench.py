@@ -31,7 +31,10 @@ def _bench_train(args, targets, backends, console) -> int:
         t.add_column(col, justify="left" if col == "backend" else "right")
     records = []
     for backend in backends:
-        peaks = get_peaks(backend, measure=not args.published_peaks)
+        try:
+            peaks = get_peaks(backend, measure=not args.published_peaks)
+        except LookupError as e:
+            raise UsageError(f"{e}: MFU needs a peak; run without --published-peaks to measure it") from None
         for r in targets:
             step = train_options(args, r)
             console.print(f"[dim]{step} on {backend} ...[/dim]")
