@@ -17,7 +17,7 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("[0
 def test_the_notebooks_are_there():
     names = [p.stem for p in NOTEBOOKS]
     assert names == ["01_quickstart", "02_theory_vs_compiler", "03_convolution_costs",
-                     "04_fusion_effects", "05_backends_and_roofline", "06_training", "07_sharding_and_tpus"], names
+                     "04_fusion_effects", "05_backends_and_roofline", "06_training", "07_sharding_and_tpus", "08_where_the_time_goes"], names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
