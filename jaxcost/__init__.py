@@ -6,6 +6,7 @@
 (65536.0, 512.0)
 """
 
+from jaxcost import conventions
 from jaxcost.analysis import Analysis, LayerRow, Timings, analyze, analyze_theory
 from jaxcost.compiler.corrections import Corrected
 from jaxcost.compiler.ops import ModuleCost, Op
@@ -57,6 +58,7 @@ __all__ = [
     "analyze_theory",
     "benchmark",
     "compare",
+    "conventions",
     "fold_batchnorm",
     "formulas",
     "plot_roofline",

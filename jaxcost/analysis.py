@@ -185,6 +185,14 @@ class Analysis:
         """Has the program a backward pass (``jax.grad`` / ``nnx.value_and_grad`` inside)?"""
         return any(row.direction != "forward" for row in self.layers)
 
+    def conventions(self) -> dict:
+        """This program's cost as ptflops, fvcore, torch's FlopCounterMode, DeepSpeed, Flax
+        ``tabulate`` and Keras count it: one :class:`jaxcost.conventions.ConventionCount` per
+        tool (:mod:`jaxcost.conventions`)."""
+        from jaxcost.conventions import count_all
+
+        return count_all(self)
+
     def explain(self):
         """The ledger from textbook flops to XLA's, each line with its cause (a
         :class:`jaxcost.Explanation`; its lines add up exactly)."""

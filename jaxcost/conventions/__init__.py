@@ -5,7 +5,7 @@ DeepSpeed, Flax ``tabulate`` and Keras count it, from jaxcost's theory records.
 >>> th = jaxcost.analyze_theory(models.build_abstract("resnet50"),
 ...                             jax.ShapeDtypeStruct((1, 224, 224, 3), jax.numpy.float32))
 >>> jaxcost.conventions.count(th, "ptflops")
-ConventionCount(ptflops: 4.130 G MACs, params=25,557,032)
+ConventionCount(ptflops: 4.132 G MACs, params=25,557,032)
 
 Each tool is a :class:`Convention`: rules from torch-level op kinds (recognised from JAX
 primitive patterns, :mod:`jaxcost.conventions.ops`) to that tool's count, every rule citing

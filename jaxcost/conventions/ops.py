@@ -6,17 +6,17 @@ primitive, cost). :func:`torch_ops` groups the equations of each ``(path, direct
 jaxpr order and names what a torch model doing the same work would have called. The
 patterns, on JAX primitives:
 
-=============  ==========================================================  ==================
-kind           primitive pattern                                           counted by
-=============  ==========================================================  ==================
+=============  ==========================================================  ================
+kind           primitive pattern                                           size recorded
+=============  ==========================================================  ================
 conv           ``conv_general_dilated``                                    dense MACs
 linear         ``dot_general`` reading a parameter (``params_read > 0``)     MACs
 matmul         ``dot_general`` of two activations (attention, bmm)           MACs
-conv_bias      the ``add`` the theory engine marked as a contraction's      output elements
-linear_bias    bias (its accesses are the bias elements only), after a
+conv_bias,     the ``add`` the theory engine marked as a contraction's      output elements
+linear_bias    bias (its accesses are its bias elements only), after a
                ``conv`` / after a ``linear``
-batch_norm     a path holding ``rsqrt`` and no contraction nor reduction    input elements
-               (inference BatchNorm: statistics are inputs)
+batch_norm     a path holding ``rsqrt``, no contraction, no reduction        input elements
+               (inference BatchNorm: the statistics are inputs)
 norm           a path holding ``rsqrt`` and a reduction, no contraction     input elements
                (LayerNorm, GroupNorm, BatchNorm with batch statistics)
 relu           ``max`` (``jax.nn.relu`` is ``max(x, 0)``)                    output elements
@@ -24,30 +24,36 @@ relu6          ``max`` then ``min`` of the same size (``jax.nn.relu6``),     out
                or ``clamp``
 silu           ``logistic`` then ``mul`` of the same size (``x·σ(x)``)        output elements
 sigmoid        ``logistic`` alone                                            output elements
-gelu           ``erf`` or ``tanh`` (the exact and the tanh GELU)             output elements
-softmax        ``exp`` then ``reduce_sum`` and ``div`` at the same path       input elements
+gelu           ``erfc``/``erf`` or ``tanh`` (the exact and the tanh GELU)    output elements
+softmax        [``reduce_max``, ``max``, ``sub``,] ``exp``, ``reduce_sum``      input elements
+               [, ``div``] in a row (``jax.nn.softmax``)
 max_pool       ``reduce_window_max``                                         input elements
-avg_pool       ``reduce_window_sum`` (and its ``div``)                       input elements
-global_pool    ``reduce_sum`` then ``div`` (a mean: ``AdaptiveAvgPool2d(1)``) input elements
+avg_pool       ``reduce_window_sum`` (and the ``div`` after it)              input elements
+global_pool    ``reduce_sum`` then ``div``: a mean (``AdaptiveAvgPool2d(1)``) input elements
 add            any other ``add``/``sub`` (residual adds: torch's ``+``)       output elements
 mul            any other ``mul``/``div``                                     output elements
 elementwise    any other priced elementwise op or transcendental            output elements
-other          reductions, sorts, scatters, ... with a cost                  jaxcost XLA flops
-=============  ==========================================================  ==================
+other          reductions, sorts, scatters, gathers reading parameters     —
+=============  ==========================================================  ================
 
+Every op also keeps its equations' XLA-convention flops and the parameters they read.
 Free equations (reshapes, copies, annotations: no flops, no transcendentals, no parameter
-read) are no op to any of the tools and are skipped. Sizes come from the cost fields the rules record:
-an elementwise op's output elements are its XLA flops (its transcendentals for exp, rsqrt,
-...); a ``reduce_sum`` of ``n`` elements into ``m`` has ``n − m`` flops and ``n + m``
-read-once accesses; a ``reduce_window`` with ``o`` outputs of window ``w`` has ``(w − 1)·o``
-flops, ``w·o + o`` naive and ``n + o`` read-once accesses.
+read) are no op to any tool and are skipped. Sizes come from the cost fields the rules
+record: an elementwise op's output elements are its XLA flops (its transcendentals for
+exp, rsqrt, ...); a ``reduce_sum`` of ``n`` elements into ``m`` has ``n − m`` flops and
+``n + m`` read-once accesses; a ``reduce_window`` with ``o`` outputs of window ``w`` over
+``n`` inputs has ``(w − 1)·o`` flops, ``w·o + o`` naive and ``n + o`` read-once accesses.
 
 Approximations, stated once: a path holds one layer (a normalisation inlined into a
 parent's path, next to other work, is not recognised); a ``max`` is a ReLU whatever its
-second operand; ``tanh``/``erf`` stand for a whole GELU (its other elementwise ops fall into
-``elementwise``); a backward convolution is sized as the forward convolution of its path
+second operand; ``erfc``/``erf``/``tanh`` stand for a whole GELU (its other elementwise ops
+fall into ``elementwise``); without parameter information (a plain function analysed
+without ``params_argnums``) every ``dot_general`` is a ``matmul`` and no bias is
+recognised; a backward convolution is sized as the forward convolution of its path
 (torch's ``convolution_backward`` prices each gradient like the forward conv, while the
-jaxpr's input-gradient conv is lhs-dilated and its dense count includes the holes).
+jaxpr's input-gradient conv is lhs-dilated and its dense count includes the holes); a
+transposed convolution (an lhs-dilated forward conv) keeps its dense jaxpr count, holes
+included, where torch counts input positions (stride² fewer).
 """
 
 from __future__ import annotations
@@ -121,6 +127,17 @@ def _priced(e: EqnCost) -> bool:
     return bool(e.macs or e.flops_xla or e.transcendentals or e.params_read)
 
 
+def _softmax_end(eqns: list[EqnCost], i: int) -> int | None:
+    """End (exclusive) of ``jax.nn.softmax`` starting at ``i``: [reduce_max, max, sub,] exp,
+    reduce_sum[, div]; ``None`` when the equations from ``i`` are not one."""
+    j = i
+    while j < len(eqns) and eqns[j].primitive in ("reduce_max", "max", "sub"):
+        j += 1
+    if j + 1 >= len(eqns) or eqns[j].primitive != "exp" or eqns[j + 1].primitive != "reduce_sum":
+        return None
+    return j + 3 if j + 2 < len(eqns) and eqns[j + 2].primitive == "div" else j + 2
+
+
 def _op(kind: str, eqns: Iterable[EqnCost], **sizes) -> TorchOp:
     eqns = list(eqns)
     first = eqns[0]
@@ -163,10 +180,9 @@ def _group(eqns: list[EqnCost]) -> list[TorchOp]:
         elif p == "logistic" and pair and nxt.primitive == "mul":
             out.append(_op("silu", [e, nxt], elements=_elements(e)))
             i += 1
-        elif p == "exp" and any(x.primitive == "reduce_sum" for x in eqns[i + 1:]):
-            j = next(k for k in range(i + 1, len(eqns)) if eqns[k].primitive == "reduce_sum")
-            end = j + 2 if j + 1 < len(eqns) and eqns[j + 1].primitive == "div" else j + 1
-            out.append(_op("softmax", eqns[i:end], elements=_elements(e)))
+        elif p in ("reduce_max", "exp") and (end := _softmax_end(eqns, i)) is not None:
+            exp = next(x for x in eqns[i:end] if x.primitive == "exp")
+            out.append(_op("softmax", eqns[i:end], elements=_elements(exp)))
             i = end - 1
         elif p in ("reduce_window_max", "reduce_window_sum", "reduce_sum"):
             take = [e, nxt] if nxt is not None and nxt.primitive == "div" and p != "reduce_window_max" else [e]
@@ -183,7 +199,7 @@ def _group(eqns: list[EqnCost]) -> list[TorchOp]:
     return out
 
 
-_SINGLE = {"max": "relu", "clamp": "relu6", "logistic": "sigmoid", "erf": "gelu", "tanh": "gelu",
+_SINGLE = {"max": "relu", "clamp": "relu6", "logistic": "sigmoid", "erf": "gelu", "erfc": "gelu", "tanh": "gelu",
            "add": "add", "add_any": "add", "sub": "add", "mul": "mul", "div": "mul"}
 
 

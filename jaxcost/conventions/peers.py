@@ -13,7 +13,11 @@ so; a kind without a rule is ignored by the tool. Read from the tools' sources:
   and the wrapper fire, so they count twice; ``nn.ReLU6`` calls ``F.hardtanh`` (not patched)
   and counts once. This is why the README's torchvision table moved from ResNet-50 4.12
   GMac (0.7) to 4.13 GMac (0.7.2); ``ptflops-modules`` is ``count_functional=False``, the
-  module hooks alone, which is also every ptflops before 0.7.1.
+  module hooks alone, which is also every ptflops before 0.7.1. A jaxpr cannot tell a module
+  from a bare functional call: the rules assume modules (``nn.ReLU``, ``nn.MaxPool2d``,
+  ``nn.AdaptiveAvgPool2d``, as in torchvision's ResNets and VGGs); a model that calls
+  ``F.adaptive_avg_pool2d`` itself (torchvision's MobileNetV2, DenseNet) gets its pool input
+  counted once by ptflops, once less than here (MobileNetV2: 62,720 MACs, 0.02 %).
 - ptflops, ``aten`` backend (``ptflops/aten_ops.py``): ``aten.convolution`` and
   ``aten.mm/matmul/addmm/bmm`` only, MACs, with their biases.
 - fvcore ``FlopCountAnalysis`` (``fvcore/nn/flop_count.py: _DEFAULT_SUPPORTED_OPS``, handles in
@@ -25,7 +29,9 @@ so; a kind without a rule is ignored by the tool. Read from the tools' sources:
   only conv and matmuls were handled.
 - torch ``FlopCounterMode`` (``torch/utils/flop_counter.py: flop_registry``): 2 FLOPs per MAC of
   mm/addmm/bmm/baddbmm, convolution and scaled-dot-product attention, nothing else (biases
-  ignored); under autograd ``convolution_backward`` and the backward matmuls are counted too.
+  ignored); under autograd ``convolution_backward`` and the backward matmuls are counted too,
+  each gradient at its forward size (torch's weight-gradient formula ignores groups, so it
+  counts a depthwise conv's weight gradient Cin times its forward: not reproduced here).
 - DeepSpeed's flops profiler (``deepspeed/profiling/flops_profiler/profiler.py``): wrappers around
   ``torch.nn.functional`` calls and tensor methods, FLOPs = 2 per MAC plus one per element of
   activations, norms, pooling inputs and conv biases (not linear biases); ``nn.ReLU6`` calls the
@@ -102,8 +108,8 @@ def _ptflops(functional: bool) -> Convention:
         Rule("linear_bias", "1 per output element of a Linear with bias", elements,
              f"{hook}: linear_flops_counter_hook"),
         Rule("batch_norm", "1 per input element, 2 with affine", inference_norm, f"{hook}: bn_flops_counter_hook"),
-        Rule("norm", "LayerNorm/GroupNorm/InstanceNorm: as BatchNorm", inference_norm,
-             f"{hook}: bn_flops_counter_hook"),
+        Rule("norm", "LayerNorm/GroupNorm/InstanceNorm: 1 per input element (LayerNorm has no `affine` "
+             "attribute, so the hook's x2 never applies to it)", elements, f"{hook}: bn_flops_counter_hook"),
         Rule("relu", f"{k} per output element ({both})", twice if functional else elements,
              f"{hook}: relu_flops_counter_hook"),
         Rule("relu6", "1 per output element (nn.ReLU6 calls F.hardtanh, never wrapped)", elements,

@@ -162,6 +162,19 @@ def _collectives(a) -> Table:
     return t
 
 
+def _conventions(a) -> Table:
+    from jaxcost.conventions import conventions_table
+
+    t = Table(title="As other tools count it")
+    for col, j in (("tool", "left"), ("total", "right"), ("unit", "left"), ("vs jaxcost", "right"),
+                   ("why it differs", "left")):
+        t.add_column(col, justify=j, no_wrap=col != "why it differs")
+    for r in conventions_table(a):
+        vs = f"{100 * (r.ratio - 1):+.1f} % vs {r.jaxcost_label}" if r.ratio is not None else "-"
+        t.add_row(r.title, f"{r.total:,}" if r.unit == "params" else si(r.total), r.unit, vs, r.reason)
+    return t
+
+
 def _fusions(a, max_fusions: int) -> Table:
     fusions = sorted(a.fusions, key=lambda op: -op.bytes_accessed)[:max_fusions]
     t = Table(title=f"Heaviest fusions (by bytes, {len(fusions)} of {len(a.fusions)})")
@@ -197,6 +210,7 @@ def render(a, *, max_layers: int = 40, max_fusions: int = 10, flat: bool = False
         parts.append(fusion_table(a.fusion_report(), max_fusions))
     if a.theory is not None:
         parts.append(a.explain().__rich__())
+        parts.append(_conventions(a))
     if a.corrected.reasons:
         parts.append(Text("Corrections to XLA's totals:\n" + "\n".join(f"  - {r}" for r in a.corrected.reasons)))
     if a.warnings:
