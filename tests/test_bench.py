@@ -257,15 +257,28 @@ def test_progress_is_silent_when_not_on_a_terminal(capsys):
     assert out == "" and err == ""
 
 
-def test_calibration_kernels_are_what_the_table_measures():
-    from jaxcost.perf.kernels import (
-        CALIBRATION_BATCHES,
-        CALIBRATION_SHAPES,
-        DOT_CALIBRATION_SHAPES,
-        calibration_kernels,
-    )
+def test_calibration_kernels_are_synthetic_and_spread():
+    from jaxcost.perf.kernels import CONV_GRID, KERNELS_PER_CLASS, calibration_kernels, spread_subset
 
     kernels = calibration_kernels()
-    assert len(kernels) == len(CALIBRATION_BATCHES) * sum(map(len, CALIBRATION_SHAPES.values())) \
-        + len(DOT_CALIBRATION_SHAPES)
-    assert {k[0] for k in kernels} == {*CALIBRATION_SHAPES, "dot"}
+    assert len(kernels) == sum(KERNELS_PER_CLASS.values())
+    assert {k[0] for k in kernels} == {*CONV_GRID, "dot"}
+    depthwise = [k for k in kernels if k[0] == "depthwise"]
+    assert {w[0] for _, _, _, w in depthwise} == {3, 5, 7}  # kernel sizes are a dimension of the grid
+    grid = [(a, b) for a in (1, 2, 4, 8, 16) for b in (1, 2, 4, 8, 16)]
+    pick = spread_subset(grid, 5)
+    assert len(set(pick)) == 5 and pick == spread_subset(grid, 5)  # deterministic, no repeats
+    assert len({a for a, _ in pick}) >= 4 and len({b for _, b in pick}) >= 4  # spread along every axis
+
+
+def test_kernel_rate_interpolates_among_neighbours():
+    from jaxcost.perf.kernels import kernel_rate
+
+    table = [["depthwise", 100, 9, 1, 1e9, 0, 0, 9, 64], ["depthwise", 100, 49, 1, 4e9, 0, 0, 49, 64],
+             ["conv", 100, 9, 64, 5e10, 0, 0, 9, 1]]
+    assert kernel_rate("depthwise", (100, 9, 1, 9, 64), table, {}, 1e12) == 1e9  # an exact match
+    mid = kernel_rate("depthwise", (100, 21, 1, 21, 64), table, {}, 1e12, neighbours=2)
+    assert 1e9 < mid < 4e9  # between its two neighbours (7x7 taps are not priced like 3x3)
+    assert kernel_rate("grouped", (100, 9, 8, 9, 4), table, {"grouped": 7e9}, 1e12) == 7e9  # class rate
+    old = [["dot", 64, 64, 64, 2e10, 0, 0]]  # a table cached before taps and groups were recorded
+    assert kernel_rate("dot", (64, 64, 64, 1, 1), old, {}, 1e12) == 2e10

@@ -216,7 +216,7 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
         notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
         table = measure_kernel_table(device, repeats, on_kernel=step)
         overhead = measure_dispatch_overhead(device, repeats=repeats)
-    notes.append("kernel classes: jaxcost.perf.kernels.CALIBRATION_SHAPES, DOT_CALIBRATION_SHAPES")
+    notes.append(f"kernel classes: {len(table)} synthetic kernels spread over jaxcost.perf.kernels.CONV_GRID, DOT_GRID")
     return DevicePeaks(device.device_kind, device.platform, flops, bw, "measured", "; ".join(notes),
                        class_rates(table), overhead, table)
 

@@ -1,0 +1,161 @@
+"""Held-out validation of the latency predictor: calibrated on synthetic kernels only
+(``jaxcost peaks``: a grid of conv / 1x1 / grouped / depthwise / dot shapes, no model's layers),
+validated on models the calibration never saw: zoo models and Keras applications (random
+weights), at batch 1 and 8, measured on this machine.
+
+    python benchmarks/predict_heldout.py [--zoo resnet50,...] [--keras ConvNeXtTiny,...]
+                                         [--batches 1,8] [--budget 1.0] [--keep-peaks]
+
+Writes benchmarks/results/predict_heldout.json and .md: per model predicted / measured, the
+fraction within +-10 % and +-25 %, the median |error|, and per kernel class the predicted vs
+measured time summed over the profiled kernels of every model (``jaxcost.profile``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+from collections import defaultdict
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax
+import jax.numpy as jnp
+from rich.progress import track
+
+import jaxcost
+import models
+from jaxcost.perf import get_peaks
+from jaxcost.perf.kernels import class_work
+from jaxcost.perf.predict import program_roofline
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet", "inception_v3",
+       "mobilenet_v1", "mobilenet_v2", "mobilenet_v2_1_4", "shufflenet_v2_x1_0", "shufflenet_v1_g3", "ghostnet",
+       "xception", "se_resnet50", "dpn68", "vit_b_16", "swin_t", "transformer_base", "lstm"]
+KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNetV3Small": 96, "DenseNet121": 96,
+         "ResNet50V2": 96, "Xception": 96, "RegNetX002": 96}
+
+
+def zoo_program(name: str, batch: int):
+    dtype = jnp.int32 if models.family(name) == "transformer" else jnp.float32
+    return models.build_abstract(name), (jax.ShapeDtypeStruct((batch, *models.input_shape(name)), dtype),)
+
+
+def keras_program(name: str, image: int, batch: int):
+    import keras
+
+    with keras.StatelessScope(initialize_variables=False):
+        model = getattr(keras.applications, name)(input_shape=(image, image, 3), weights=None)
+    spec = lambda vs: [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in vs]
+
+    def forward(tv, ntv, x):
+        with keras.StatelessScope(initialize_variables=False):
+            return model.stateless_call(tv, ntv, x, training=False)[0]
+
+    forward.__name__ = name
+    return forward, (spec(model.trainable_variables), spec(model.non_trainable_variables),
+                     jax.ShapeDtypeStruct((batch, image, image, 3), jnp.float32))
+
+
+def kernel_classes(a, p) -> dict[str, tuple[float, float]]:
+    """Per kernel class: (predicted, measured) seconds over the profiled kernels; a kernel's
+    time goes to the class holding most of its flops ('other' for none)."""
+    ops = {op.name: op for op in a.ops}
+    predicted = {k.name: k.predicted_s for k in p.kernels if k.predicted_s}
+    out: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for k in p.kernels:
+        op = ops.get(k.name)
+        if op is None or k.name not in predicted:
+            continue
+        work = class_work(op)
+        cls = max(work, key=lambda w: w[1])[0] if work else "other"
+        out[cls][0] += predicted[k.name]
+        out[cls][1] += k.measured_s
+    return {c: (v[0], v[1]) for c, v in out.items()}
+
+
+def run(zoo, keras_models, batches, budget, refresh):
+    peaks = get_peaks(jax.default_backend(), measure=True, refresh=refresh)
+    jobs = [("zoo", n, b) for n in zoo for b in batches] + [("keras", n, b) for n in keras_models for b in batches]
+    rows, classes = [], defaultdict(lambda: [0.0, 0.0])
+    for source, name, batch in track(jobs, description="held-out models"):
+        try:
+            fn, args = zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
+            a = jaxcost.analyze(fn, *args, theory=False)
+            measured = jaxcost.benchmark(fn, *args, time_budget_s=budget, min_repeats=3).latency_s
+            predicted = program_roofline(a, peaks).predicted_s
+            row = {"source": source, "model": name, "batch": batch, "measured_s": measured,
+                   "predicted_s": predicted, "ratio": predicted / measured}
+            if source == "keras" or name in ("resnet50", "mobilenet_v2", "dpn68", "vit_b_16"):
+                p = jaxcost.profile(fn, *args, steps=3, analysis=a, peaks=peaks)
+                for c, (pr, me) in kernel_classes(a, p).items():
+                    classes[c][0] += pr
+                    classes[c][1] += me
+        except Exception as e:  # noqa: BLE001 - a model that fails is a row with its error
+            row = {"source": source, "model": name, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
+        rows.append(row)
+    return peaks, rows, {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()}
+
+
+def stats(rows) -> dict:
+    ok = [r for r in rows if "ratio" in r]
+    err = [abs(r["ratio"] - 1) for r in ok]
+    return {"n": len(ok), "within_10": sum(e <= 0.10 for e in err) / len(ok) if ok else None,
+            "within_25": sum(e <= 0.25 for e in err) / len(ok) if ok else None,
+            "median_abs_error": statistics.median(err) if err else None}
+
+
+def markdown(peaks, rows, classes, machine) -> str:
+    lines = [f"# Held-out latency prediction ({machine})", "",
+             (f"Calibration: `jaxcost peaks` on this machine, {len(peaks.kernel_table)} synthetic kernels "
+             "(jaxcost.perf.kernels.CONV_GRID, DOT_GRID); no model below was used to calibrate. "
+             "Measured: median of timed runs; predicted: `jaxcost.program_roofline`."), "",
+             "| set | models x batches | within ±10 % | within ±25 % | median abs error |", "|---|---:|---:|---:|---:|"]
+    for label, sub in (("all", rows), ("zoo", [r for r in rows if r["source"] == "zoo"]),
+                       ("keras", [r for r in rows if r["source"] == "keras"])):
+        s = stats(sub)
+        if s["n"]:
+            lines.append(f"| {label} | {s['n']} | {s['within_10']:.0%} | {s['within_25']:.0%} | "
+                         f"{s['median_abs_error']:.0%} |")
+    lines += ["", "| source | model | batch | measured | predicted | pred/meas |", "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if "ratio" in r:
+            lines.append(f"| {r['source']} | {r['model']} | {r['batch']} | {1e3 * r['measured_s']:.2f} ms | "
+                         f"{1e3 * r['predicted_s']:.2f} ms | {r['ratio']:.2f} |")
+        else:
+            lines.append(f"| {r['source']} | {r['model']} | {r['batch']} | error: {r['error'][:80]} | | |")
+    if classes:
+        lines += ["", "## Per kernel class (profiled kernels, summed)", "",
+                  "| class | predicted | measured | pred/meas |", "|---|---:|---:|---:|"]
+        for c, v in sorted(classes.items()):
+            ratio = v["predicted_s"] / v["measured_s"] if v["measured_s"] else float("nan")
+            lines.append(f"| {c} | {1e3 * v['predicted_s']:.1f} ms | {1e3 * v['measured_s']:.1f} ms | {ratio:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--zoo", default=",".join(ZOO))
+    p.add_argument("--keras", default=",".join(KERAS))
+    p.add_argument("--batches", default="1,8")
+    p.add_argument("--budget", type=float, default=1.0)
+    p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
+    args = p.parse_args()
+    peaks, rows, classes = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
+                               [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, {jax.default_backend()}"
+    out = os.path.join(HERE, "results", "predict_heldout")
+    with open(out + ".json", "w") as f:
+        json.dump({"machine": machine, "summary": {"all": stats(rows)}, "rows": rows, "classes": classes,
+                   "calibration_kernels": len(peaks.kernel_table)}, f, indent=2)
+    with open(out + ".md", "w") as f:
+        f.write(markdown(peaks, rows, classes, machine))
+    print(markdown(peaks, rows, classes, machine))
+
+
+if __name__ == "__main__":
+    main()
