@@ -231,7 +231,7 @@ def test_measure_peaks_tiny():
     p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
     assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0
     assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise", "dot"}
-    assert {r[0] for r in p.kernel_table} == set(p.kernel_flops_per_s)
+    assert {r[0] for r in p.kernel_table} == {*p.kernel_flops_per_s, "memory"}  # memory rows: bytes/s
     assert all(r[4] == pytest.approx(r[5] / r[6]) for r in p.kernel_table)
     assert all(r > 0 for r in p.kernel_flops_per_s.values()) and 0 < p.kernel_overhead_s < 1e-3
 
@@ -258,11 +258,17 @@ def test_progress_is_silent_when_not_on_a_terminal(capsys):
 
 
 def test_calibration_kernels_are_synthetic_and_spread():
-    from jaxcost.perf.kernels import CONV_GRID, KERNELS_PER_CLASS, calibration_kernels, spread_subset
+    from jaxcost.perf.kernels import (
+        CONV_GRID,
+        KERNELS_PER_CLASS,
+        MEMORY_SIZES,
+        calibration_kernels,
+        spread_subset,
+    )
 
     kernels = calibration_kernels()
-    assert len(kernels) == sum(KERNELS_PER_CLASS.values())
-    assert {k[0] for k in kernels} == {*CONV_GRID, "dot"}
+    assert len(kernels) == sum(KERNELS_PER_CLASS.values()) + len(MEMORY_SIZES)
+    assert {k[0] for k in kernels} == {*CONV_GRID, "dot", "memory"}
     depthwise = [k for k in kernels if k[0] == "depthwise"]
     assert {w[0] for _, _, _, w in depthwise} == {3, 5, 7}  # kernel sizes are a dimension of the grid
     grid = [(a, b) for a in (1, 2, 4, 8, 16) for b in (1, 2, 4, 8, 16)]
@@ -282,3 +288,13 @@ def test_kernel_rate_interpolates_among_neighbours():
     assert kernel_rate("grouped", (100, 9, 8, 9, 4), table, {"grouped": 7e9}, 1e12) == 7e9  # class rate
     old = [["dot", 64, 64, 64, 2e10, 0, 0]]  # a table cached before taps and groups were recorded
     assert kernel_rate("dot", (64, 64, 64, 1, 1), old, {}, 1e12) == 2e10
+
+
+def test_memory_bound_kernels_use_the_bandwidth_of_their_size():
+    from jaxcost.perf.kernels import memory_bandwidth
+
+    table = [["memory", 8_192, 1, 1, 2e9, 8_192, 4e-6, 1, 1], ["memory", 8_388_608, 1, 1, 4e10, 8_388_608, 2e-4, 1, 1]]
+    assert memory_bandwidth(8_192, table, 1e11) == 2e9  # a small kernel pays its fixed costs
+    assert memory_bandwidth(8_388_608, table, 1e11) == 4e10
+    assert 2e9 < memory_bandwidth(262_144, table, 1e11) < 4e10
+    assert memory_bandwidth(1e6, [], 1e11) == 1e11  # no calibration: the STREAM bandwidth

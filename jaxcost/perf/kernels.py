@@ -173,6 +173,11 @@ CONV_GRID: dict[str, list[tuple[int, int, int, int, int, int]]] = {
 # Dot grid entries: (batch, M, K, N).
 DOT_GRID = [(b, m, k, n) for b in (1, 12) for m in (1, 16, 256, 2048) for k in (64, 512, 4096)
             for n in (64, 512, 4096)]
+# Memory-bound kernels: a fused elementwise kernel ``max(x * a + b, 0)`` over arrays of these
+# many float32 elements (reads and writes 8 bytes an element). Its effective bandwidth at each
+# size (class ``memory``: small kernels pay fixed costs, mid-size ones run from cache) prices
+# the bytes of kernels that are not convolutions or dots.
+MEMORY_SIZES = tuple(4 ** i for i in range(5, 14))
 KERNELS_PER_CLASS = {"conv": 16, "conv1x1": 12, "grouped": 14, "depthwise": 14, "dot": 12}
 MAX_FLOPS = 2e9  # a calibration kernel stays under ~20 ms on a 2-core CPU
 
@@ -235,7 +240,12 @@ def calibration_kernels() -> list[tuple]:
     dots = [p for p in DOT_GRID if 1e5 <= 2.0 * math.prod(p) <= MAX_FLOPS]
     for b, m, k, n in spread_subset(dots, KERNELS_PER_CLASS["dot"]):
         kernels.append(("dot", jnp.matmul, (b, m, k) if b > 1 else (m, k), (b, k, n) if b > 1 else (k, n)))
+    kernels += [("memory", _elementwise, (n,), (2,)) for n in MEMORY_SIZES]
     return kernels
+
+
+def _elementwise(x, w):
+    return jnp.maximum(x * w[0] + w[1], 0.0)
 
 
 def measure_kernel_table(device: jax.Device, repeats: int = 3, on_kernel=None) -> list[list]:
@@ -247,15 +257,27 @@ def measure_kernel_table(device: jax.Device, repeats: int = 3, on_kernel=None) -
         if on_kernel is not None:
             on_kernel(f"{cls} {xs} x {ws}")
         flops, seconds, (m, k, n, taps, groups) = _time_kernel(fn, xs, ws, device, repeats)
-        rows.append([cls, m, k, n, flops / seconds, flops, seconds, taps, groups])
+        if cls == "memory":  # the rate of a memory-bound kernel is its bytes per second
+            nbytes = 8 * math.prod(xs)
+            rows.append([cls, nbytes, 1, 1, nbytes / seconds, nbytes, seconds, 1, 1])
+        else:
+            rows.append([cls, m, k, n, flops / seconds, flops, seconds, taps, groups])
     return rows
+
+
+def memory_bandwidth(nbytes: float, table: Sequence[Sequence], default: float) -> float:
+    """Effective bytes/s of a memory-bound kernel moving ``nbytes``: interpolated from the
+    ``memory`` calibration kernels of similar size (:func:`kernel_rate`), else ``default``."""
+    if nbytes <= 0:
+        return default
+    return kernel_rate("memory", (int(nbytes), 1, 1, 1, 1), table, {}, default, neighbours=2)
 
 
 def class_rates(table: Sequence[Sequence]) -> dict[str, float]:
     """Each class's time-weighted rate over a :func:`measure_kernel_table` table."""
     flops: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    for cls, *_, f, s in table:
+    for cls, *_, f, s in (r[:7] for r in table if r[0] != "memory"):
         flops[cls] = flops.get(cls, 0.0) + f
         seconds[cls] = seconds.get(cls, 0.0) + s
     return {cls: flops[cls] / seconds[cls] for cls in flops}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from jaxcost.compiler.loops import trip_count
 from jaxcost.hardware import parse_target
-from jaxcost.perf.kernels import NO_KERNEL, class_work, kernel_rate
+from jaxcost.perf.kernels import NO_KERNEL, class_work, kernel_rate, memory_bandwidth
 from jaxcost.perf.peaks import DevicePeaks, chip_peaks, get_peaks
 from jaxcost.perf.roofline import Roofline, roofline
 
@@ -59,8 +59,10 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
             n = 1 if n is None else n  # unknown: once, as XLA counts it
             body = op.instruction.called_by("body")
             launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
-        kernels.append((op.name, n * sum(f for _, f, _ in work), n * max(op.bytes_accessed, 0.0), n * compute_s,
-                        launches, network.get(op.name, 0.0)))
+        nbytes = max(op.bytes_accessed, 0.0)
+        memory_s = nbytes / memory_bandwidth(nbytes, table, peaks.bandwidth_bytes_per_s)
+        kernels.append((op.name, n * sum(f for _, f, _ in work), n * nbytes, n * compute_s,
+                        launches, network.get(op.name, 0.0), n * memory_s))
     overhead = peaks.kernel_overhead_s
     if overhead is None:
         overhead = GPU_LAUNCH_OVERHEAD_S if analysis.backend == "gpu" else 0.0

@@ -80,9 +80,10 @@ class Roofline(Shown):
 def roofline(kernels: Iterable[tuple], peaks: DevicePeaks,
              dtype: str = "float32", launch_overhead_s: float = 0.0) -> Roofline:
     """Predict per-kernel and total time of ``(name, flops, bytes)`` kernels, or of
-    ``(name, flops, bytes, compute_s[, launches[, network_s]])`` kernels whose compute time
-    (and launch count, and interconnect time of a collective) is known: each kernel takes the
-    longest of its compute, memory and network times."""
+    ``(name, flops, bytes, compute_s[, launches[, network_s[, memory_s]]])`` kernels whose
+    compute time (and launch count, interconnect time of a collective, memory time at the
+    bandwidth a kernel of its size reaches) is known: each kernel takes the longest of its
+    compute, memory and network times."""
     peak = peaks.peak_flops(dtype)
     bw = peaks.bandwidth_bytes_per_s
     if peak <= 0 or bw <= 0:
@@ -90,9 +91,9 @@ def roofline(kernels: Iterable[tuple], peaks: DevicePeaks,
     points = []
     for name, flops, nbytes, *extra in kernels:
         t_c = extra[0] if extra and extra[0] is not None else flops / peak
-        t_m = nbytes / bw
         launches = extra[1] if len(extra) > 1 else 1
         t_n = extra[2] if len(extra) > 2 else 0.0
+        t_m = extra[3] if len(extra) > 3 else nbytes / bw
         bound = "collective" if t_n > max(t_c, t_m) else "compute" if t_c >= t_m else "memory"
         points.append(RooflinePoint(
             name=name, flops=float(flops), bytes=float(nbytes),
