@@ -37,7 +37,7 @@ ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "
        "mobilenet_v1", "mobilenet_v2", "mobilenet_v2_1_4", "shufflenet_v2_x1_0", "shufflenet_v1_g3", "ghostnet",
        "xception", "se_resnet50", "dpn68", "vit_b_16", "swin_t", "transformer_base", "lstm"]
 KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNetV3Small": 96, "DenseNet121": 96,
-         "ResNet50V2": 96, "Xception": 96, "RegNetX002": 96}
+         "ResNet50V2": 96, "Xception": 96, "MobileNetV3Large": 96}
 
 
 def zoo_program(name: str, batch: int):
