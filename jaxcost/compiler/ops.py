@@ -13,7 +13,7 @@ from jaxcost.compiler.cost import HloCost
 from jaxcost.compiler.hlo import TPU_TABLE_ALIGNMENT, Instruction, Module, parse_module
 from jaxcost.compiler.model import CostModel
 from jaxcost.compiler.rules import fusion_output_bytes, fusion_parameter_bytes
-from jaxcost.names import BACKWARD, RECOMPUTE, resolve, split_op_name
+from jaxcost.names import BACKWARD, PLAIN, RECOMPUTE, OpName, resolve, split_op_name
 
 _SKIP = {"parameter", "constant", "get-tuple-element", "bitcast"}
 
@@ -196,6 +196,38 @@ def _parameter_layer(inst: Instruction, layer_of: Callable[[str], str] | None) -
     return ""
 
 
+def _nearby(inst: Instruction, step: Callable[[Instruction], list[Instruction]], depth: int = 4):
+    """Instructions reached from ``inst`` by ``step`` (operands or users), nearest first."""
+    frontier, seen = list(step(inst)), {id(inst)}
+    for _ in range(depth):
+        nxt = []
+        for x in frontier:
+            if id(x) in seen:
+                continue
+            seen.add(id(x))
+            yield x
+            nxt += step(x)
+        frontier = nxt
+
+
+def _unnamed(inst: Instruction, layer_of: Callable[[str], str] | None) -> OpName:
+    """Where an instruction XLA created without metadata belongs (a strided conv's gradient
+    rewritten with window dilation, a copy, a transpose): its direction is that of the values
+    it is computed from (a value computed from gradients is backward work); its layer is that
+    of a parameter it reads, else of a parameter its consumers read with it (a weight gradient
+    meets its parameter in the optimizer's update)."""
+    direction = PLAIN
+    for x in _nearby(inst, lambda i: [o for o in i.operands if o.opcode != "parameter"]):
+        if x.op_name and (d := split_op_name(x.op_name).direction) in (BACKWARD, RECOMPUTE):
+            direction = d
+            break
+    layer = _parameter_layer(inst, layer_of)
+    if not layer and layer_of is not None:
+        layer = next((found for user in _nearby(inst, lambda i: i.users, depth=2)
+                      if (found := _parameter_layer(user, layer_of))), "")
+    return OpName(layer, "", direction)
+
+
 def price_module(text: str, layer_of_parameter: Callable[[str], str] | None = None, *,
                  tpu_table_alignment: int = TPU_TABLE_ALIGNMENT) -> ModuleCost:
     """Parse HLO text and price every top-level instruction of its entry computation.
@@ -213,9 +245,7 @@ def price_module(text: str, layer_of_parameter: Callable[[str], str] | None = No
         total = total + cost
         if inst.opcode in _SKIP and cost == HloCost():
             continue
-        name = split_op_name(inst.op_name)
-        if not inst.op_name and (layer := _parameter_layer(inst, layer_of_parameter)):
-            name = dataclasses.replace(name, path=layer)
+        name = split_op_name(inst.op_name) if inst.op_name else _unnamed(inst, layer_of_parameter)
         if ".remat" in inst.name:  # cloned by XLA's rematerialization pass
             name = dataclasses.replace(name, direction=RECOMPUTE)
         inner = tuple(_inner_ops(inst, model, name.path, name.direction)) if inst.called else ()
