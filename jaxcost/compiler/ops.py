@@ -13,7 +13,7 @@ from jaxcost.compiler.cost import HloCost
 from jaxcost.compiler.hlo import TPU_TABLE_ALIGNMENT, Instruction, Module, parse_module
 from jaxcost.compiler.model import CostModel
 from jaxcost.compiler.rules import fusion_output_bytes, fusion_parameter_bytes
-from jaxcost.names import BACKWARD, PLAIN, RECOMPUTE, OpName, resolve, split_op_name
+from jaxcost.names import BACKWARD, FORWARD, PLAIN, RECOMPUTE, OpName, resolve, split_op_name
 
 _SKIP = {"parameter", "constant", "get-tuple-element", "bitcast"}
 
@@ -127,10 +127,42 @@ def _inner_ops(inst: Instruction, model: CostModel, fallback: str, direction: st
             if nested and sub.opcode in ("fusion", "call", "while", "conditional", "async-start"):
                 out.extend(nested)
                 continue
+            if name is None and sub.opcode in ("convolution", "dot"):
+                # a contraction XLA created inside a kernel: backward if it computes from gradients
+                name = OpName(fallback, "", _producer_direction(sub, inst) or direction)
             out.append(InnerOp(sub.name, sub.opcode, name.path if name else fallback,
                                name.direction if name else direction, cost.flops,
                                cost.transcendentals))
     return out
+
+
+def _producers(inst: Instruction, outer: Instruction | None = None) -> list[Instruction]:
+    """What ``inst`` reads: its operands, a fused parameter standing for the operand of the
+    fusion ``outer`` it holds the place of."""
+    out = []
+    for o in inst.operands:
+        if o.opcode == "parameter" and outer is not None and o.computation in outer.called:
+            n = int(o.attrs.get("_arg", "0"))
+            if n < len(outer.operands):
+                out.append(outer.operands[n])
+        elif o.opcode != "parameter":
+            out.append(o)
+    return out
+
+
+def _producer_direction(inst: Instruction, outer: Instruction | None = None) -> str | None:
+    """The direction of the values ``inst`` is computed from (the named instructions within a
+    few steps, through a fusion's parameters): ``backward`` / ``recompute`` if any is, else
+    ``forward`` if any is, else None."""
+    found = set()
+    for x in _nearby(inst, lambda i: _producers(i, outer if i.computation is not None and outer is not None
+                                                 and i.computation in outer.called else None)):
+        if x.op_name:
+            found.add(split_op_name(x.op_name).direction)
+    for d in (BACKWARD, RECOMPUTE, FORWARD):
+        if d in found:
+            return d
+    return None
 
 
 def _first_layer(inst: Instruction, fallback: str) -> str:
@@ -216,11 +248,8 @@ def _unnamed(inst: Instruction, layer_of: Callable[[str], str] | None) -> OpName
     it is computed from (a value computed from gradients is backward work); its layer is that
     of a parameter it reads, else of a parameter its consumers read with it (a weight gradient
     meets its parameter in the optimizer's update)."""
-    direction = PLAIN
-    for x in _nearby(inst, lambda i: [o for o in i.operands if o.opcode != "parameter"]):
-        if x.op_name and (d := split_op_name(x.op_name).direction) in (BACKWARD, RECOMPUTE):
-            direction = d
-            break
+    inner = [split_op_name(i.op_name).direction for c in inst.called for i in c.instructions if i.op_name]
+    direction = _producer_direction(inst) or next((d for d in inner if d in (BACKWARD, RECOMPUTE)), PLAIN)
     layer = _parameter_layer(inst, layer_of)
     if not layer and layer_of is not None:
         layer = next((found for user in _nearby(inst, lambda i: i.users, depth=2)
