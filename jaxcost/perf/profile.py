@@ -8,8 +8,9 @@ programs): on XLA:CPU one event per executed kernel (``ynn_fusion.14``), named e
 optimized HLO that jaxcost priced.
 
 Per run (``args.run_id``, else one run per step) the **step** is the span from the first kernel's
-start to the last kernel's end. The kernel rows add up to it exactly: each kernel's measured time
-(the median over runs of its summed durations), minus the time kernels ran **concurrently**
+start to the last kernel's end; the run whose span is the median is reported. Its rows add up to
+the step exactly: each kernel's measured time (its summed durations), minus the time kernels ran
+**concurrently**
 (XLA:CPU runs independent kernels on several threads; their durations overlap), plus the
 **gaps** between kernels (runtime overhead, host work, waits). Each kernel's time goes to the
 layers of the instructions it holds, in proportion to their flops (their bytes for kernels
@@ -23,7 +24,6 @@ import glob
 import gzip
 import json
 import os
-import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -39,7 +39,7 @@ CONCURRENT = "(kernels running concurrently: overlap counted once)"
 
 @dataclasses.dataclass(frozen=True)
 class KernelTime:
-    """One kernel of the program: measured seconds per step (median over runs), its share
+    """One kernel of the program: measured seconds in the median step (all its calls), its share
     of the step, the priced op's flops and bytes (XLA's convention), achieved rates, and
     the roofline's prediction and bound for it (None where there is no priced op)."""
 
@@ -68,7 +68,7 @@ class KernelTime:
 
 @dataclasses.dataclass(frozen=True)
 class Profile(Shown):
-    """Measured time of one compiled program: ``step_s`` (median span of a run), ``kernels``
+    """Measured time of one compiled program: ``step_s`` (the median run's span), ``kernels``
     (heaviest first, with the concurrency and gap rows, adding up to ``step_s`` exactly),
     ``layers`` (seconds per layer path), ``predicted_s`` (the roofline's total) and
     ``runs`` (steps profiled). ``unmatched``: events of the program naming no priced op."""
@@ -199,20 +199,15 @@ def profile_compiled(analysis, run, *, steps: int = 5, name: str | None = None, 
     if not found:
         raise RuntimeError("the profiler recorded no kernel of this program (the backend emits no per-kernel events)")
     runs = _runs(found, steps)
-    spans, per_kernel, overlaps = [], defaultdict(list), []
-    for r in runs:
-        start, end = r[0]["ts"], max(e["ts"] + e["dur"] for e in r)
-        spans.append(end - start)
-        busy = _union([(e["ts"], e["ts"] + e["dur"]) for e in r])
-        overlaps.append(sum(e["dur"] for e in r) - busy)
-        this: dict[str, float] = defaultdict(float)
-        calls: dict[str, int] = defaultdict(int)
-        for e in r:
-            this[e["op"]] += e["dur"]
-            calls[e["op"]] += 1
-        for k, v in this.items():
-            per_kernel[k].append((v, calls[k]))
-    step = statistics.median(spans) * 1e-6
+    spans = [max(e["ts"] + e["dur"] for e in r) - r[0]["ts"] for r in runs]
+    run = runs[sorted(range(len(runs)), key=spans.__getitem__)[len(runs) // 2]]  # the median step
+    step = spans[runs.index(run)] * 1e-6
+    busy = _union([(e["ts"], e["ts"] + e["dur"]) for e in run]) * 1e-6
+    per_kernel: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    for e in run:
+        per_kernel[e["op"]] += e["dur"] * 1e-6
+        calls[e["op"]] += 1
     roof = None
     try:
         roof = program_roofline(analysis, peaks)
@@ -220,20 +215,19 @@ def profile_compiled(analysis, run, *, steps: int = 5, name: str | None = None, 
         pass
     predicted = {p.name: p for p in roof.points} if roof is not None else {}
     kernels, layers, unmatched = [], defaultdict(float), {}
-    for k, samples in per_kernel.items():
-        t = statistics.median(v for v, _ in samples) * 1e-6
+    for k, t in per_kernel.items():
         op = ops.get(k)
         if op is None:
             unmatched[k] = t
         p = predicted.get(k)
         kernels.append(KernelTime(k, t, t / step if step else 0.0, op.flops if op else 0.0,
                                   max(op.bytes_accessed, 0.0) if op else 0.0, p.time_s if p else None,
-                                  p.bound if p else "", op.layers if op else (), max(c for _, c in samples)))
+                                  p.bound if p else "", op.layers if op else (), calls[k]))
         for path, w in (_layer_split(op) if op is not None else {"": 1.0}).items():
             layers[path] += w * t
     kernels.sort(key=lambda k: -k.measured_s)
-    concurrent = -statistics.median(overlaps) * 1e-6 if overlaps else 0.0
-    gaps = step - sum(k.measured_s for k in kernels) - concurrent
+    concurrent = busy - sum(per_kernel.values())  # <= 0: overlapping kernels counted once
+    gaps = step - busy
     kernels += [KernelTime(CONCURRENT, concurrent, concurrent / step if step else 0.0),
                 KernelTime(GAPS, gaps, gaps / step if step else 0.0)]
     layers[CONCURRENT] = concurrent
