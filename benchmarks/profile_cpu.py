@@ -70,7 +70,7 @@ def run(names, batch, steps):
 def markdown(rows, machine) -> str:
     kinds = sorted({k for r in rows for k in r["by_kind"]} - {GAPS, CONCURRENT})
     lines = [f"# Where the time goes ({machine})", "",
-             ("Profiled step: first kernel start to last kernel end (median of runs); its rows add up to it exactly "
+             ("Profiled step: first kernel start to last kernel end of the median run; its rows add up to it exactly "
              "(kernels − concurrency + gaps). Wall: `jaxcost.benchmark` median, dispatch included."), "",
              "| model | batch | wall | profiled step | kernels | concurrent | gaps | predicted | "
              + " | ".join(kinds) + " |",
