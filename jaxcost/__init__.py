@@ -12,6 +12,7 @@ from jaxcost.compiler.corrections import Corrected
 from jaxcost.compiler.ops import ModuleCost, Op
 from jaxcost.compiler.totals import CostTotals, MemoryStats
 from jaxcost.diff.compare import Comparison, compare
+from jaxcost.diff.delta import Delta, delta
 from jaxcost.diff.explain import Difference, Explanation
 from jaxcost.diff.fusion import FusionReport, KernelFusion
 from jaxcost.errors import AnalysisError
@@ -36,6 +37,7 @@ __all__ = [
     "Comparison",
     "Corrected",
     "CostTotals",
+    "Delta",
     "DevicePeaks",
     "Difference",
     "Explanation",
@@ -59,6 +61,7 @@ __all__ = [
     "benchmark",
     "compare",
     "conventions",
+    "delta",
     "fold_batchnorm",
     "formulas",
     "plot_roofline",
