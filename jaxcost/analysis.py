@@ -227,6 +227,13 @@ class Analysis:
 
         return to_dataframe(self, what)
 
+    def plot(self, what: str = "flops", top: int = 20, ax=None):
+        """The ``top`` heaviest layers by XLA flops (``what="flops"``) or bytes fused vs unfused
+        (``"bytes"``), as a matplotlib Axes (:func:`jaxcost.report.plots.plot_layers`)."""
+        from jaxcost.report.plots import plot_layers
+
+        return plot_layers(self, what, top, ax)
+
     def to_html(self, path=None) -> str:
         """The standalone HTML report (inline CSS/JS/SVG): the layer tree in model order with
         shapes, sortable, the ledger, fused kernels and plots; written to ``path`` if given."""

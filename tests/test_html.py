@@ -131,3 +131,20 @@ def test_text_summary_is_the_model_order_tree_unless_flat(report):
     assert "Layers (heaviest" in flat and "Layers in model order" not in flat
     deep = a.summary(print_=False, depth=3, max_layers=200)
     assert "│       conv1 " in deep and "; depth 3" in deep  # layer1/0/conv1, three levels deep, indented
+
+
+def test_plots_from_the_api(report):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    a, _ = report
+    ax = a.plot(top=5)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == 5 and len(ax.patches) == 5
+    heaviest = max(a.layers, key=lambda r: r.flops)
+    assert labels[-1] == (heaviest.path or "(top level)") and ax.patches[-1].get_width() == heaviest.flops
+    ax = a.plot("bytes", top=3)
+    assert len(ax.patches) == 6 and {t.get_text() for t in ax.get_legend().get_texts()} == {
+        "unfused (lowered)", "fused (compiled)"}
+    with pytest.raises(ValueError, match="what must be 'flops' or 'bytes'"):
+        a.plot("time")
