@@ -91,6 +91,12 @@ _VARIANTS = {
     #         small, init, k_r, groups, k_sec, inc_sec, params, MACs
     "dpn68": (True, 10, 128, 32, (3, 4, 12, 3), (16, 32, 32, 64), 12_610_000, 2.36e9),
     "dpn92": (False, 64, 96, 32, (3, 4, 20, 3), (16, 32, 24, 128), 37_670_000, 6.56e9),
+    "dpn98": (False, 96, 160, 40, (3, 6, 20, 3), (16, 32, 32, 128), 61_570_000, 11.76e9),
+    "dpn107": (False, 128, 200, 50, (4, 8, 20, 3), (20, 64, 64, 128), 86_920_000, 18.42e9),
+    "dpn131": (False, 128, 160, 40, (4, 8, 28, 3), (16, 32, 32, 128), 79_250_000, 16.13e9),
+    # Cadene's dpn68b (b=True) splits each block's last 1x1 conv into the residual and dense
+    # outputs (c1x1_c1, c1x1_c2) after the same BN-ReLU: the same parameters and MACs as dpn68
+    "dpn68b": (True, 10, 128, 32, (3, 4, 12, 3), (16, 32, 32, 64), 12_610_000, 2.36e9),
 }
 
 

@@ -20,7 +20,8 @@ NAMES = [n for n in models.names() if getattr(models.reference(n), "source", "")
 
 
 def test_registered():
-    expected = ["dpn68", "dpn92", "inception_v4", "se_resnet101", "se_resnet152", "se_resnet50", "xception"]
+    expected = ["dpn107", "dpn131", "dpn68", "dpn68b", "dpn92", "dpn98", "inception_v4", "se_resnet101",
+                "se_resnet152", "se_resnet50", "xception"]
     assert sorted(expected) == NAMES
 
 
@@ -30,7 +31,11 @@ EXACT_PORT_PARAMS = {
     "xception": 22_855_952,
     "inception_v4": 42_679_816,
     "dpn68": 12_611_602,
+    "dpn68b": 12_611_602,
     "dpn92": 37_668_392,
+    "dpn98": 61_570_728,
+    "dpn107": 86_917_800,
+    "dpn131": 79_254_504,
 }
 
 
