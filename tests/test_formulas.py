@@ -123,3 +123,12 @@ def test_sic_topology_bottleneck():
 def test_shufflenet_g1_and_lstm():
     assert F.shufflenet_g1_mac(56, 56, 64, 128) == 56 * 56 * 192 + 64 * 128
     assert F.lstm_macs(10, 20, 5) == 4 * 30 * 20 * 5
+
+
+def test_ghost_module_macs():
+    # GhostNet (arXiv 1911.11907): half the outputs from a 1x1 conv, half from a 3x3 depthwise of them
+    from jaxcost.theory import formulas as F
+
+    assert F.ghost_module_macs(160, 160, 28, 28) == 28 * 28 * 80 * 160 + 80 * 28 * 28 * 9 == 10_035_200 + 564_480
+    standard = F.conv_macs(1, 160, 160, 28, 28)
+    assert abs(standard / F.ghost_module_macs(160, 160, 28, 28, d=1) - 2 * 160 / (2 + 160 - 1)) < 1e-12

@@ -123,6 +123,15 @@ def depthwise_separable_macs(k: int, cin: int, cout: int, h: int, w: int) -> int
     return k * k * cin * h * w + cin * cout * h * w
 
 
+def ghost_module_macs(cin: int, cout: int, h: int, w: int, k: int = 1, d: int = 3, s: int = 2) -> int:
+    """A Ghost module (GhostNet, Han et al., arXiv 1911.11907, §3.1): a primary k×k conv makes
+    cout/s intrinsic maps, a cheap d×d depthwise conv makes the other (s − 1)·cout/s from them:
+    h·w·(cout/s)·cin·k² + (s − 1)·(cout/s)·h·w·d² MACs, about 1/s of the standard conv's
+    h·w·cout·cin·k² when d = k (their eq. 4: speed-up s·cin/(s + cin − 1))."""
+    m = cout // s
+    return h * w * m * cin * k * k + (s - 1) * m * h * w * d * d
+
+
 def depthwise_separable_ratio(k: int, n: int) -> float:
     """Depthwise-separable / standard conv cost: 1/N + 1/K², N output channels (arXiv 1704.04861)."""
     return 1 / n + 1 / (k * k)
