@@ -20,8 +20,9 @@ from jaxcost.perf.peaks import DevicePeaks
 from jaxcost.perf.predict import program_roofline
 from jaxcost.perf.profile import Profile, profile
 from jaxcost.perf.results import BenchmarkResult
-from jaxcost.perf.roofline import Roofline, RooflinePoint, plot_roofline
+from jaxcost.perf.roofline import Roofline, RooflinePoint
 from jaxcost.perf.timing import benchmark
+from jaxcost.report.plots import plot_layers, plot_roofline
 from jaxcost.theory import formulas
 from jaxcost.theory.registry import TheoryCost, TheoryResult
 from jaxcost.train.cost import StepCost
@@ -64,6 +65,7 @@ __all__ = [
     "delta",
     "fold_batchnorm",
     "formulas",
+    "plot_layers",
     "plot_roofline",
     "profile",
     "program_roofline",

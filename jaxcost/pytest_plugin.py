@@ -15,14 +15,15 @@ def pytest_addoption(parser):
 
 @pytest.fixture
 def jaxcost_snapshot(request):
-    """``jaxcost_snapshot(fn, *args, name=..., rel=0.01, **analyze_kwargs)``: compare the program's
-    costs with ``__jaxcost__/<name>.json`` next to the test file (written when missing)."""
+    """``jaxcost_snapshot(fn, *args, name=..., rel=0.01, folder=None, **analyze_kwargs)``: compare
+    the program's costs with ``<folder>/<name>.json``, by default ``__jaxcost__/`` next to the test
+    file and the test's name; returns the :class:`jaxcost.Analysis`."""
     from jaxcost.testing import check_snapshot
 
     update = request.config.getoption("--jaxcost-update")
-    folder = os.path.join(os.path.dirname(str(request.node.fspath)), "__jaxcost__")
 
-    def check(fn, *args, name: str | None = None, rel: float = 0.01, **kwargs):
+    def check(fn, *args, name: str | None = None, rel: float = 0.01, folder=None, **kwargs):
+        folder = folder if folder is not None else request.path.parent / "__jaxcost__"
         path = os.path.join(folder, f"{name or request.node.name}.json")
         return check_snapshot(path, fn, *args, rel=rel, update=update, **kwargs)
 

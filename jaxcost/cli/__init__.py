@@ -1,5 +1,5 @@
 """The ``jaxcost`` command line: ``main.py`` parses, ``targets.py`` resolves what to analyse,
-``bench.py`` holds the timing commands."""
+``bench.py`` holds the timing commands, ``diff.py`` ``jaxcost diff``."""
 
 from jaxcost.cli.main import main
 

@@ -1,9 +1,8 @@
-"""``jaxcost bench``, ``jaxcost profile``, ``jaxcost peaks``, ``jaxcost compare`` and ``jaxcost diff``."""
+"""``jaxcost bench``, ``jaxcost profile``, ``jaxcost peaks`` and ``jaxcost compare``."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import jax
 
@@ -163,28 +162,6 @@ def _cmd_profile(args) -> int:
     return 0
 
 
-def _cmd_diff(args) -> int:
-    from jaxcost.diff.delta import delta
-
-    for path in (args.a, args.b):
-        if not os.path.isfile(path):
-            raise UsageError(f"{path}: no such JSON report (write one with jaxcost analyze ... --json PATH)")
-    text = args.fail_above.rstrip("%") if args.fail_above else None
-    try:
-        threshold = float(text) / 100 if text is not None else None
-    except ValueError:
-        raise UsageError(f"--fail-above must be a percentage such as 2%, got {args.fail_above!r}") from None
-    try:
-        d = delta(args.a, args.b)
-    except (KeyError, json.JSONDecodeError) as e:
-        raise UsageError(f"not a jaxcost JSON report: {type(e).__name__}: {e}") from None
-    d.summary()
-    if threshold is not None and (worse := d.regressions(threshold)):
-        print("regressions above " + args.fail_above + ": " + "; ".join(map(repr, worse)))
-        return 1
-    return 0
-
-
 def _cmd_peaks(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -280,12 +257,6 @@ def add_commands(sub) -> None:
     f.add_argument("--top", type=int, default=25, help="kernels and layers shown")
     f.add_argument("--json", metavar="PATH", help="write the profile as JSON")
     f.set_defaults(func=_cmd_profile)
-    d = sub.add_parser("diff", help="what changed between two JSON reports (jaxcost analyze --json)")
-    d.add_argument("a")
-    d.add_argument("b")
-    d.add_argument("--fail-above", default=None, metavar="PCT",
-                   help="exit 1 when a total (params, flops, bytes) grows by more than PCT, e.g. 2%%")
-    d.set_defaults(func=_cmd_diff)
     p = sub.add_parser("peaks", help="measure (or list published) device peaks")
     p.add_argument("--backend", default=None)
     p.add_argument("--published", action="store_true")

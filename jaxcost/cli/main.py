@@ -4,6 +4,7 @@
     jaxcost analyze resnet50 --batch 8 --train --optimizer adam --remat   # one training step
     jaxcost analyze mypkg.mod:fn --input-shape 8,224,224,3 --json out.json
     jaxcost models                                 # list the zoo
+    jaxcost diff before.json after.json --fail-above 2%   # what changed; exit 1 on a regression
 
 Every error is one line on stderr: exit code 2 for a bad argument (checked before any
 work, output paths included), 1 when the analysis itself fails.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxcost.cli import bench
+from jaxcost.cli import bench, diff
 from jaxcost.cli.targets import (
     UsageError,
     add_train_arguments,
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the model zoo with its published figures")
     m.set_defaults(func=_cmd_models)
     bench.add_commands(sub)
+    diff.add_command(sub)
     return p
 
 
