@@ -11,19 +11,15 @@ step is the median of timed runs, dispatch included.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 from collections import defaultdict
 
 import jax
 import jax.numpy as jnp
+from _results import machine, save
 
 import jaxcost
 import models
 from jaxcost.perf.profile import CONCURRENT, GAPS
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def kind(op) -> str:
@@ -96,13 +92,7 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     args = p.parse_args()
     rows = run(args.models.split(","), args.batch, args.steps)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, {jax.default_backend()}"
-    out = os.path.join(HERE, "results", f"profile_{jax.default_backend()}")
-    with open(out + ".json", "w") as f:
-        json.dump({"machine": machine, "rows": rows}, f, indent=2)
-    with open(out + ".md", "w") as f:
-        f.write(markdown(rows, machine))
-    print(markdown(rows, machine))
+    save(f"profile_{jax.default_backend()}", {"machine": machine(), "rows": rows}, markdown(rows, machine()))
 
 
 if __name__ == "__main__":

@@ -13,18 +13,15 @@ here (V2 1.0 faster than V1; V2 1.4 about as fast as V1).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 
 import jax
 import jax.numpy as jnp
+from _results import machine, save
 from flax import nnx
 
 import jaxcost
 import models
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = {"MobileNet V1 1.0": "mobilenet_v1", "MobileNet V2 1.0": "mobilenet_v2", "MobileNet V2 1.4": "mobilenet_v2_1_4"}
 SIZES = ((126, 224), (224, 224))
 
@@ -85,13 +82,7 @@ def main():
     p.add_argument("--budget", type=float, default=3.0)
     args = p.parse_args()
     rows = run(args.budget)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, {jax.default_backend()}"
-    out = os.path.join(HERE, "results", "seed002_mobilenet")
-    with open(out + ".json", "w") as f:
-        json.dump({"machine": machine, "rows": rows}, f, indent=2)
-    with open(out + ".md", "w") as f:
-        f.write(markdown(rows, machine))
-    print(markdown(rows, machine))
+    save("seed002_mobilenet", {"machine": machine(), "rows": rows}, markdown(rows, machine()))
 
 
 if __name__ == "__main__":
