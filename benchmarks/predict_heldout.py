@@ -4,11 +4,15 @@ validated on models the calibration never saw: zoo models and Keras applications
 weights), at batch 1 and 8, measured on this machine.
 
     python benchmarks/predict_heldout.py [--zoo resnet50,...] [--keras ConvNeXtTiny,...]
-                                         [--batches 1,8] [--budget 1.0] [--keep-peaks]
+                                         [--batches 1,8] [--budget 1.0] [--passes 2] [--keep-peaks]
 
-Writes benchmarks/results/predict_heldout.json and .md: per model predicted / measured, the
-fraction within +-10 % and +-25 %, the median |error|, and per kernel class the predicted vs
-measured time summed over the profiled kernels of every model (``jaxcost.profile``).
+Measured: each model is timed in ``--passes`` passes over the whole list (so a slow minute of
+the machine does not hit one model's every run), each pass at least 3 runs within ``--budget``
+seconds; the figure compared is the median run (the lowest of the passes' medians), as the
+calibration kernels' are (their median runs), and the fastest run is reported beside it. Writes
+benchmarks/results/predict_heldout.json and .md: per model predicted / measured, the fraction
+within +-10 % and +-25 %, the median |error|, and per kernel class the predicted vs measured
+time summed over the profiled kernels of every model (``jaxcost.profile``).
 """
 
 from __future__ import annotations
@@ -78,32 +82,47 @@ def kernel_classes(a, p) -> dict[str, tuple[float, float]]:
     return {c: (v[0], v[1]) for c, v in out.items()}
 
 
-def run(zoo, keras_models, batches, budget, refresh):
+def run(zoo, keras_models, batches, budget, refresh, passes):
     peaks = get_peaks(jax.default_backend(), measure=True, refresh=refresh)
     jobs = [("zoo", n, b) for n in zoo for b in batches] + [("keras", n, b) for n in keras_models for b in batches]
-    rows, classes = [], defaultdict(lambda: [0.0, 0.0])
-    for source, name, batch in track(jobs, description="held-out models"):
-        try:
-            fn, args = zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
-            a = jaxcost.analyze(fn, *args, theory=False)
-            measured = jaxcost.benchmark(fn, *args, time_budget_s=budget, min_repeats=3).latency_s
-            predicted = program_roofline(a, peaks).predicted_s
-            row = {"source": source, "model": name, "batch": batch, "measured_s": measured,
-                   "predicted_s": predicted, "ratio": predicted / measured}
-            if source == "keras" or name in ("resnet50", "mobilenet_v2", "dpn68", "vit_b_16"):
-                p = jaxcost.profile(fn, *args, steps=3, analysis=a, peaks=peaks)
-                for c, (pr, me) in kernel_classes(a, p).items():
-                    classes[c][0] += pr
-                    classes[c][1] += me
-        except Exception as e:  # noqa: BLE001 - a model that fails is a row with its error
-            row = {"source": source, "model": name, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
-        rows.append(row)
-    return peaks, rows, {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()}
+    rows: dict[tuple, dict] = {}
+    programs: dict[tuple, tuple] = {}
+    classes = defaultdict(lambda: [0.0, 0.0])
+    for p in range(passes):
+        for job in track(jobs, description=f"held-out models, pass {p + 1}/{passes}"):
+            source, name, batch = job
+            if job in rows and "error" in rows[job]:
+                continue
+            try:
+                if job not in programs:
+                    fn, args = zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
+                    a = jaxcost.analyze(fn, *args, theory=False)
+                    predicted = program_roofline(a, peaks).predicted_s
+                    if source == "keras" or name in ("resnet50", "mobilenet_v2", "dpn68", "vit_b_16"):
+                        prof = jaxcost.profile(fn, *args, steps=3, analysis=a, peaks=peaks)
+                        for c, (pr, me) in kernel_classes(a, prof).items():
+                            classes[c][0] += pr
+                            classes[c][1] += me
+                    programs[job] = (fn, args)
+                    rows[job] = {"source": source, "model": name, "batch": batch, "predicted_s": predicted,
+                                 "best_s": float("inf"), "median_s": float("inf"), "pass_medians_s": []}
+                fn, args = programs[job]
+                stats = jaxcost.benchmark(fn, *args, time_budget_s=budget, min_repeats=3).stats
+                row = rows[job]
+                row["best_s"] = min(row["best_s"], stats.min)
+                row["median_s"] = min(row["median_s"], stats.median)
+                row["pass_medians_s"].append(stats.median)
+                row["measured_s"] = row["median_s"]
+                row["ratio"] = row["predicted_s"] / row["median_s"]
+                row["ratio_best"] = row["predicted_s"] / row["best_s"]
+            except Exception as e:  # noqa: BLE001 - a model that fails is a row with its error
+                rows[job] = {"source": source, "model": name, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
+    return peaks, [rows[j] for j in jobs], {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()}
 
 
-def stats(rows) -> dict:
-    ok = [r for r in rows if "ratio" in r]
-    err = [abs(r["ratio"] - 1) for r in ok]
+def stats(rows, key: str = "ratio") -> dict:
+    ok = [r for r in rows if key in r]
+    err = [abs(r[key] - 1) for r in ok]
     return {"n": len(ok), "within_10": sum(e <= 0.10 for e in err) / len(ok) if ok else None,
             "within_25": sum(e <= 0.25 for e in err) / len(ok) if ok else None,
             "median_abs_error": statistics.median(err) if err else None}
@@ -112,22 +131,37 @@ def stats(rows) -> dict:
 def markdown(peaks, rows, classes, machine) -> str:
     lines = [f"# Held-out latency prediction ({machine})", "",
              (f"Calibration: `jaxcost peaks` on this machine, {len(peaks.kernel_table)} synthetic kernels "
-             "(jaxcost.perf.kernels.CONV_GRID, DOT_GRID); no model below was used to calibrate. "
-             "Measured: median of timed runs; predicted: `jaxcost.program_roofline`."), "",
-             "| set | models x batches | within ±10 % | within ±25 % | median abs error |", "|---|---:|---:|---:|---:|"]
+              "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, MEMORY_SIZES, FAULT_SIZES) and the rate model fitted "
+              "to them; no model below was used to calibrate. Measured: the median run (the lowest of the "
+              "passes' medians; the calibration kernels are timed the same way); the fastest run beside it. "
+              "Predicted: `jaxcost.program_roofline`, which runs nothing."), "",
+             "| set | models x batches | within ±10 % | within ±25 % | median abs error | vs fastest run: ±10 % | ±25 % |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for label, sub in (("all", rows), ("zoo", [r for r in rows if r["source"] == "zoo"]),
                        ("keras", [r for r in rows if r["source"] == "keras"])):
-        s = stats(sub)
+        s, m = stats(sub), stats(sub, "ratio_best")
         if s["n"]:
             lines.append(f"| {label} | {s['n']} | {s['within_10']:.0%} | {s['within_25']:.0%} | "
-                         f"{s['median_abs_error']:.0%} |")
-    lines += ["", "| source | model | batch | measured | predicted | pred/meas |", "|---|---|---:|---:|---:|---:|"]
+                         f"{s['median_abs_error']:.0%} | {m['within_10']:.0%} | {m['within_25']:.0%} |")
+    lines += ["", "## Rate model (leave-one-out on the calibration kernels)", "",
+              "| class | kernel | kernels | median error | within ±10 % | within ±25 % |", "|---|---|---:|---:|---:|---:|"]
+    for f in peaks.kernel_fits:
+        lines.append(f"| {f['cls']} | {f['impl']} | {f['rows']} | {f['loo_median']:.0%} | {f['loo_within_10']:.0%} | "
+                     f"{f['loo_within_25']:.0%} |")
+    lines += ["", "## Models", "", "| source | model | batch | measured (median) | fastest run | predicted | pred/meas |",
+              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "ratio" in r:
             lines.append(f"| {r['source']} | {r['model']} | {r['batch']} | {1e3 * r['measured_s']:.2f} ms | "
-                         f"{1e3 * r['predicted_s']:.2f} ms | {r['ratio']:.2f} |")
+                         f"{1e3 * r['best_s']:.2f} ms | {1e3 * r['predicted_s']:.2f} ms | {r['ratio']:.2f} |")
         else:
-            lines.append(f"| {r['source']} | {r['model']} | {r['batch']} | error: {r['error'][:80]} | | |")
+            lines.append(f"| {r['source']} | {r['model']} | {r['batch']} | error: {r['error'][:80]} | | | |")
+    spread = [max(r["pass_medians_s"]) / min(r["pass_medians_s"]) - 1 for r in rows if len(r.get("pass_medians_s", [])) > 1]
+    if spread:
+        lines += ["", "## Caveats", "",
+                  (f"The measurement's own spread: the median runs of one model in two passes minutes apart differ by "
+                  f"{statistics.median(spread):.0%} (median over the models), {max(spread):.0%} at most, on this "
+                  "2-core VM; a ±10 % figure is bounded by that as much as by the predictor.")]
     if classes:
         lines += ["", "## Per kernel class (profiled kernels, summed)", "",
                   "| class | predicted | measured | pred/meas |", "|---|---:|---:|---:|"]
@@ -143,15 +177,17 @@ def main():
     p.add_argument("--keras", default=",".join(KERAS))
     p.add_argument("--batches", default="1,8")
     p.add_argument("--budget", type=float, default=1.0)
+    p.add_argument("--passes", type=int, default=2)
     p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
     args = p.parse_args()
     peaks, rows, classes = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
-                               [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks)
+                               [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, {jax.default_backend()}"
     out = os.path.join(HERE, "results", "predict_heldout")
     with open(out + ".json", "w") as f:
-        json.dump({"machine": machine, "summary": {"all": stats(rows)}, "rows": rows, "classes": classes,
-                   "calibration_kernels": len(peaks.kernel_table)}, f, indent=2)
+        json.dump({"machine": machine, "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best")},
+                   "rows": rows, "classes": classes, "calibration_kernels": len(peaks.kernel_table),
+                   "rate_model": peaks.kernel_fits}, f, indent=2)
     with open(out + ".md", "w") as f:
         f.write(markdown(peaks, rows, classes, machine))
     print(markdown(peaks, rows, classes, machine))

@@ -23,6 +23,7 @@ from jaxcost.perf import (
     sweep,
 )
 from jaxcost.perf import peaks as peaks_mod
+from jaxcost.perf.calibrate import CALIBRATION_VERSION
 
 # ------------------------------------------------------------------ stats
 
@@ -192,7 +193,8 @@ def test_peaks_cache(tmp_path, monkeypatch):
 
     def fake_measure(backend=None, **kw):
         calls.append(backend)
-        return DevicePeaks("cpu", "cpu", {"float32": 1e11 * len(calls)}, 1e10, "measured")
+        return DevicePeaks("cpu", "cpu", {"float32": 1e11 * len(calls)}, 1e10, "measured",
+                           calibration=CALIBRATION_VERSION)
 
     monkeypatch.setattr(peaks_mod, "measure_peaks", fake_measure)
     with pytest.raises(LookupError):
@@ -206,10 +208,10 @@ def test_peaks_cache(tmp_path, monkeypatch):
     assert get_peaks() == p2
     data = json.loads((tmp_path / "peaks.json").read_text())
     assert list(data) == ["cpu:cpu"]
-    # an entry written before the kernel table existed is measured again (if allowed)
-    del data["cpu:cpu"]["kernel_table"]
+    # an entry calibrated by an older version is measured again (if allowed)
+    data["cpu:cpu"]["calibration"] = CALIBRATION_VERSION - 1
     (tmp_path / "peaks.json").write_text(json.dumps(data))
-    assert get_peaks(measure=False).kernel_table == [] and len(calls) == 2
+    assert get_peaks(measure=False).calibration == CALIBRATION_VERSION - 1 and len(calls) == 2
     assert get_peaks().flops_per_s["float32"] == 3e11 and len(calls) == 3
 
 
@@ -231,9 +233,15 @@ def test_measure_peaks_tiny():
     p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
     assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0
     assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise", "dot"}
-    assert {r[0] for r in p.kernel_table} == {*p.kernel_flops_per_s, "memory"}  # memory rows: bytes/s
-    assert all(r[4] == pytest.approx(r[5] / r[6]) for r in p.kernel_table)
+    assert {r[0] for r in p.kernel_table} == {*p.kernel_flops_per_s, "memory", "fault"}  # memory rows: bytes/s
+    assert all(r[4] == pytest.approx(r[5] / r[6]) for r in p.kernel_table if r[0] != "fault")
+    assert all(r[6] >= 0 for r in p.kernel_table if r[0] == "fault")  # paging-in seconds
     assert all(r > 0 for r in p.kernel_flops_per_s.values()) and 0 < p.kernel_overhead_s < 1e-3
+    assert p.calibration == CALIBRATION_VERSION
+    # a rate model for every class with enough kernels, each with its leave-one-out error
+    fitted = {f["cls"] for f in p.kernel_fits}
+    assert {"conv", "conv1x1", "dot"} <= fitted and all(0 <= f["loo_median"] < 10 for f in p.kernel_fits)
+    assert all(0 < p.rates().flops_per_s(c, (196, 288, 64, 9, 1, 196), "fusion:__ynn_fusion") < 1e13 for c in fitted)
 
 
 def test_benchmark_materializes_rng_key_state():
@@ -258,10 +266,13 @@ def test_progress_is_silent_when_not_on_a_terminal(capsys):
 
 
 def test_calibration_kernels_are_synthetic_and_spread():
-    from jaxcost.perf.kernels import (
+    from jaxcost.perf.calibrate import (
         CONV_GRID,
         KERNELS_PER_CLASS,
+        MAX_FLOPS,
         MEMORY_SIZES,
+        MIN_FLOPS,
+        _conv_flops,
         calibration_kernels,
         spread_subset,
     )
@@ -271,6 +282,10 @@ def test_calibration_kernels_are_synthetic_and_spread():
     assert {k[0] for k in kernels} == {*CONV_GRID, "dot", "memory"}
     depthwise = [k for k in kernels if k[0] == "depthwise"]
     assert {w[0] for _, _, _, w in depthwise} == {3, 5, 7}  # kernel sizes are a dimension of the grid
+    assert {x[1] for _, _, x, _ in depthwise} >= {3, 5, 56}  # from maps smaller than the window up
+    for cls, _, (b, hw, _, cin), (k, _, ci, cout) in (k for k in kernels if k[0] in CONV_GRID):
+        groups = cin // ci
+        assert MIN_FLOPS <= _conv_flops(b, hw, ci, cout // groups, k, groups) <= MAX_FLOPS[cls]
     grid = [(a, b) for a in (1, 2, 4, 8, 16) for b in (1, 2, 4, 8, 16)]
     pick = spread_subset(grid, 5)
     assert len(set(pick)) == 5 and pick == spread_subset(grid, 5)  # deterministic, no repeats
@@ -278,7 +293,7 @@ def test_calibration_kernels_are_synthetic_and_spread():
 
 
 def test_kernel_rate_interpolates_among_neighbours():
-    from jaxcost.perf.kernels import kernel_rate
+    from jaxcost.perf.rates import kernel_rate
 
     table = [["depthwise", 100, 9, 1, 1e9, 0, 0, 9, 64], ["depthwise", 100, 49, 1, 4e9, 0, 0, 49, 64],
              ["conv", 100, 9, 64, 5e10, 0, 0, 9, 1]]
@@ -291,7 +306,7 @@ def test_kernel_rate_interpolates_among_neighbours():
 
 
 def test_memory_bound_kernels_use_the_bandwidth_of_their_size():
-    from jaxcost.perf.kernels import memory_bandwidth
+    from jaxcost.perf.rates import memory_bandwidth
 
     table = [["memory", 8_192, 1, 1, 2e9, 8_192, 4e-6, 1, 1], ["memory", 8_388_608, 1, 1, 4e10, 8_388_608, 2e-4, 1, 1]]
     assert memory_bandwidth(8_192, table, 1e11) == 2e9  # a small kernel pays its fixed costs

@@ -61,3 +61,17 @@ def test_profile_command(tmp_path, capsys):
     assert data["runs"] == 2
     assert sum(k["measured_s"] for k in data["kernels"]) == pytest.approx(data["step_s"], rel=1e-12)
     assert main(["profile", "gap_head", "--steps", "0"]) == 2
+
+
+def test_kernels_of_a_loop_body_count_to_the_loop():
+    def rnn(x, w):
+        return jax.lax.scan(lambda h, _: (jnp.tanh(h @ w), None), x, None, length=16)[0]
+
+    args = (jax.ShapeDtypeStruct((64, 256), jnp.float32), jax.ShapeDtypeStruct((256, 256), jnp.float32))
+    a = jaxcost.analyze(rnn, *args, theory=False)
+    p = jaxcost.profile(rnn, *args, steps=2, analysis=a)
+    (loop,) = [op for op in a.ops if op.opcode == "while"]
+    assert not p.unmatched  # the body's dot and tanh kernels are not left unnamed
+    row = p.kernel(loop.name)
+    assert row.measured_s > 0 and row.calls >= 16  # the body's kernels, once per iteration
+    assert sum(k.measured_s for k in p.kernels) == pytest.approx(p.step_s, rel=1e-12)

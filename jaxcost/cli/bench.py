@@ -181,13 +181,23 @@ def _cmd_peaks(args) -> int:
         t.add_row(p.device_kind, p.source, flops, f"{p.bandwidth_bytes_per_s / 1e9:.1f} GB/s", f"{ridge:.1f}",
                   classes, overhead)
 
+    fits = Table(title="Rate model (jaxcost.perf.rates), leave-one-out on the calibration kernels")
+    for col in ("class", "kernel", "kernels", "median error", "within 10 %", "within 25 %"):
+        fits.add_column(col, justify="left" if col in ("class", "kernel") else "right")
     if args.published:
         for _patterns, p in PUBLISHED_PEAKS:
             add(p)
     else:
         check_backend(args.backend)
-        add(get_peaks(args.backend, measure=True, refresh=args.refresh))
-    Console(width=150).print(t)
+        p = get_peaks(args.backend, measure=True, refresh=args.refresh)
+        add(p)
+        for f in p.kernel_fits:
+            fits.add_row(f["cls"], f["impl"], str(f["rows"]), f"{f['loo_median']:.0%}", f"{f['loo_within_10']:.0%}",
+                         f"{f['loo_within_25']:.0%}")
+    console = Console(width=150)
+    console.print(t)
+    if fits.row_count:
+        console.print(fits)
     return 0
 
 

@@ -8,9 +8,11 @@
   copy-scale ``y = 2 x`` moves ``2 N`` elements (read + write), triad
   ``z = x + s y`` moves ``3 N``. Best of several runs, max over both kernels.
 
-- Kernel classes (:mod:`jaxcost.perf.kernels`): effective FLOP/s of
-  representative dense, 1x1, grouped and depthwise convolutions and matmuls,
-  and the fixed cost per kernel (a chain of tiny unfusable kernels).
+- Kernel classes (:mod:`jaxcost.perf.kernels`): synthetic dense, 1x1, grouped and
+  depthwise convolutions, matmuls and elementwise kernels timed in place
+  (:mod:`jaxcost.perf.calibrate`), the rate model fitted to them
+  (:mod:`jaxcost.perf.rates`), the paging-in of fresh allocations, and the fixed
+  cost per kernel (a chain of tiny unfusable kernels).
 
 Results are cached per device in ``$JAXCOST_CACHE_DIR/peaks.json`` (default
 ``~/.cache/jaxcost/peaks.json``). ``get_peaks`` returns the cached numbers,
@@ -31,7 +33,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxcost.hardware import CHIPS, Chip
-from jaxcost.perf.kernels import class_rates, measure_dispatch_overhead, measure_kernel_table
+from jaxcost.perf.calibrate import CALIBRATION_VERSION, measure_dispatch_overhead, measure_kernel_table
+from jaxcost.perf.rates import RateFit, Rates, class_rates, fit_rates
 from jaxcost.perf.stats import best_time
 
 
@@ -40,9 +43,9 @@ class DevicePeaks:
     """Peak dense FLOP/s per dtype name and memory bandwidth of one device; when
     measured, also the effective float32 FLOP/s per kernel class
     (``kernel_flops_per_s``), the calibration kernels behind them
-    (``kernel_table``: class, M, K, N, FLOP/s, flops, seconds; see
-    :mod:`jaxcost.perf.kernels`) and the fixed seconds per kernel
-    (``kernel_overhead_s``)."""
+    (``kernel_table``, rows as in :mod:`jaxcost.perf.calibrate`), the rate model
+    fitted to them (``kernel_fits``, :class:`jaxcost.perf.rates.RateFit` fields) and
+    the fixed seconds per kernel (``kernel_overhead_s``)."""
 
     device_kind: str
     platform: str
@@ -53,6 +56,8 @@ class DevicePeaks:
     kernel_flops_per_s: dict[str, float] = dataclasses.field(default_factory=dict)
     kernel_overhead_s: float | None = None
     kernel_table: list[list] = dataclasses.field(default_factory=list, repr=False)
+    calibration: int = 0  # jaxcost.perf.calibrate.CALIBRATION_VERSION of kernel_table
+    kernel_fits: list[dict] = dataclasses.field(default_factory=list, repr=False)
 
     def peak_flops(self, dtype: str = "float32") -> float:
         try:
@@ -63,6 +68,20 @@ class DevicePeaks:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def rates(self, dtype: str = "float32") -> Rates:
+        """The per-kernel rates of ``dtype`` (:class:`jaxcost.perf.rates.Rates`): the calibration
+        table and its fits for float32 (the dtype calibrated), the peaks alone for others."""
+        calibrated = dtype == "float32"
+        key = (dtype, id(self.kernel_table), len(self.kernel_fits))
+        cached = _RATES.get(id(self))
+        if cached is None or cached[0] != key:
+            fits = [RateFit(**f) for f in self.kernel_fits] if calibrated else []
+            cached = (key, Rates(self.kernel_table if calibrated else [], fits,
+                                 self.kernel_flops_per_s if calibrated else {}, self.peak_flops(dtype),
+                                 self.bandwidth_bytes_per_s))
+            _RATES[id(self)] = cached
+        return cached[1]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DevicePeaks:
@@ -195,17 +214,21 @@ def measure_bandwidth(device: jax.Device, n_elements: int = 2**25,
     return max(2 * nbytes / t_scale, 3 * nbytes / t_triad)
 
 
+_RATES: dict[int, tuple] = {}
+
+
 def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32",),
                   sizes: Sequence[int] | None = None, repeats: int = 5,
                   stream_elements: int = 2**25) -> DevicePeaks:
     """Measure peak matmul FLOP/s per dtype and STREAM bandwidth on ``backend``."""
-    from jaxcost.perf.kernels import calibration_kernels
+    from jaxcost.perf.calibrate import FAULT_SIZES, calibration_kernels
     from jaxcost.report.progress import progress
 
     device = jax.devices(backend)[0]
     flops: dict[str, float] = {}
     notes = []
-    with progress(len(dtypes) + 2 + len(calibration_kernels()), f"measuring {device.device_kind} peaks") as step:
+    steps = len(dtypes) + 3 + len(calibration_kernels()) + len(FAULT_SIZES)
+    with progress(steps, f"measuring {device.device_kind} peaks") as step:
         for dt in dtypes:
             name = str(jnp.dtype(dt))
             step(f"{name} matmul")
@@ -214,11 +237,15 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
         step("memory bandwidth")
         bw = measure_bandwidth(device, stream_elements, repeats)
         notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
-        table = measure_kernel_table(device, repeats, on_kernel=step)
+        table = measure_kernel_table(device, on_kernel=step)
         overhead = measure_dispatch_overhead(device, repeats=repeats)
-    notes.append(f"kernel classes: {len(table)} synthetic kernels spread over jaxcost.perf.kernels.CONV_GRID, DOT_GRID")
+        step("fitting the rate model")
+        fits = fit_rates(table)
+    notes.append(f"kernel classes: {len(table)} synthetic kernels spread over jaxcost.perf.calibrate.CONV_GRID, "
+                 "DOT_GRID; rate model " + ", ".join(f"{f.cls}/{f.impl.split(':')[-1]} LOO median {f.loo_median:.0%}"
+                                                    for f in fits))
     return DevicePeaks(device.device_kind, device.platform, flops, bw, "measured", "; ".join(notes),
-                       class_rates(table), overhead, table)
+                       class_rates(table), overhead, table, CALIBRATION_VERSION, [dataclasses.asdict(f) for f in fits])
 
 
 # ---------------------------------------------------------------- cache
@@ -262,8 +289,8 @@ def get_peaks(backend: str | None = None, measure: bool = True, refresh: bool = 
     key = _cache_key(device)
     if not refresh:
         cached = _read_cache().get(key)
-        # entries written before the kernel table existed are measured again
-        if cached is not None and ("kernel_table" in cached or not measure):
+        # entries calibrated by an older version of the kernel table are measured again
+        if cached is not None and (cached.get("calibration", 0) >= CALIBRATION_VERSION or not measure):
             return DevicePeaks.from_dict(cached)
     if measure:
         peaks = measure_peaks(backend)

@@ -183,19 +183,39 @@ def _layer_split(op) -> dict[str, float]:
     return {k: v / total for k, v in weights.items()} if total > 0 else {op.layer: 1.0}
 
 
+def _owners(ops) -> dict[str, str]:
+    """The top-level op that each instruction of a loop's, call's or conditional's body belongs
+    to (XLA:CPU records the kernels of a while loop's body under their own names)."""
+    owner = {}
+
+    def walk(inst, top):
+        for comp in inst.called:
+            for sub in comp.instructions:
+                owner[sub.name] = top
+                walk(sub, top)
+
+    for op in ops:
+        if op.instruction is not None and op.opcode != "fusion":
+            walk(op.instruction, op.name)
+    return owner
+
+
 def profile_compiled(analysis, run, *, steps: int = 5, name: str | None = None, device_kind: str = "",
                      peaks=None) -> Profile:
-    """Profile ``run()`` (one step of the program ``analysis`` describes, blocking until done)."""
+    """Profile ``run()`` (one step of the program ``analysis`` describes, blocking until done).
+    Kernels of a loop's body count to the loop's row."""
     from jaxcost.perf.predict import program_roofline
 
     ops = {op.name: op for op in analysis.ops}
+    owner = {k: v for k, v in _owners(analysis.ops).items() if k not in ops}
     with tempfile.TemporaryDirectory() as d:
         with jax.profiler.trace(d):
             for _ in range(steps):
                 run()
         events = read_trace(d)
     module = analysis.module.module.name if analysis.module is not None else None
-    found = kernel_events(events, set(ops), module)
+    found = kernel_events(events, set(ops) | set(owner), module)
+    found = [{**e, "op": owner.get(e["op"], e["op"])} for e in found]
     if not found:
         raise RuntimeError("the profiler recorded no kernel of this program (the backend emits no per-kernel events)")
     runs = _runs(found, steps)

@@ -65,13 +65,20 @@ class TimingStats:
         return dataclasses.asdict(self)
 
 
-def best_time(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` timed calls of ``fn()`` (blocked until ready), after one
-    warm-up call (which compiles): the least noisy estimate of a kernel's time."""
+def time_runs(fn, repeats: int, budget_s: float = 0.0, max_repeats: int = 200) -> list[float]:
+    """Seconds of at least ``repeats`` timed calls of ``fn()`` (blocked until ready), after one
+    warm-up call (which compiles), going on while the calls so far took under ``budget_s``
+    (at most ``max_repeats``): a kernel of microseconds gets hundreds of tries, one of 20 ms
+    a few."""
     jax.block_until_ready(fn())
-    best = float("inf")
-    for _ in range(repeats):
+    runs: list[float] = []
+    while len(runs) < repeats or (sum(runs) < budget_s and len(runs) < max_repeats):
         t = time.perf_counter()
         jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t)
-    return best
+        runs.append(time.perf_counter() - t)
+    return runs
+
+
+def best_time(fn, repeats: int, budget_s: float = 0.0, max_repeats: int = 200) -> float:
+    """The fastest of :func:`time_runs`: the least noisy estimate of a kernel's time."""
+    return min(time_runs(fn, repeats, budget_s, max_repeats))

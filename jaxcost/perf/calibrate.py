@@ -1,0 +1,245 @@
+"""Calibration: synthetic kernels of every class (:mod:`jaxcost.perf.kernels`) timed on the device.
+
+The kernels are synthetic: for each class a full grid over the dimensions that set its rate
+(batch, output size, channels, kernel size, groups), of which a space-filling subset is timed
+(Halton points in log space, :func:`spread_subset`). No model's layer shape was chosen to make
+a model come out right; the zoo and other frameworks' models are the held-out validation
+(``benchmarks/predict_heldout.py``).
+
+Each kernel is timed as it runs inside a model: its result is written into a donated buffer
+the program already holds. A kernel timed on its own otherwise gets a fresh output buffer on
+every call, and an allocation past the allocator's threshold (tens of MB on glibc) comes from
+the OS and is paged in as it is written -- on this 2-core CPU a 64 MB output costs 17 ms more,
+a third of the kernel. Inside a compiled program the temporaries live in one allocation per
+call (``memory_analysis().temp_size_in_bytes``), paged in once per call, whichever kernel
+first writes them: the ``fault`` rows measure that cost per allocation size (a fresh output
+minus a donated one), and :func:`jaxcost.perf.predict.program_roofline` charges it once for
+the program's temporaries. Measured here: a 67 MB intermediate between two matmuls makes the
+program 21 ms slower than its two kernels run in place.
+
+Table rows: ``[class, M, K, N, rate, work, seconds, taps, groups, impl, pixels]``:
+
+    conv, conv1x1, grouped, depthwise, dot   rate in FLOP/s, work = XLA flops,
+                                             M, K, N, taps, groups, pixels = kernel_features
+    memory                                   an elementwise kernel: rate in bytes/s,
+                                             M = work = bytes read and written
+    fault                                    paging in a fresh allocation of M bytes:
+                                             seconds (>= 0), rate = M / seconds (0: free)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxcost.compiler.hlo import parse_module
+from jaxcost.compiler.totals import CostTotals
+from jaxcost.perf.kernels import NO_KERNEL, kernel_features, kernel_impl, leaves
+from jaxcost.perf.stats import best_time, time_runs
+
+# Bumped whenever the calibration kernels or the table's rows change: cached tables of an
+# older version are measured again (jaxcost.perf.peaks.get_peaks).
+CALIBRATION_VERSION = 6  # 6: median runs
+
+# Conv grid entries: (batch, output side, input channels per group, output channels per group,
+# kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
+# CPU rather than YNNPACK) to 112.
+_SIDES, _BATCHES = (3, 5, 7, 14, 28, 56, 112), (1, 8)
+CONV_GRID: dict[str, list[tuple[int, int, int, int, int, int]]] = {
+    "conv": [(b, hw, ci, co, k, 1) for b in _BATCHES for hw in _SIDES for ci in (3, 32, 128, 512)
+             for co in (32, 128, 512) for k in (3, 5, 7)],
+    "conv1x1": [(b, hw, ci, co, 1, 1) for b in _BATCHES for hw in _SIDES for ci in (16, 64, 256, 1024)
+                for co in (16, 64, 256, 1024)],
+    "grouped": [(b, hw, cg, cg, k, g) for b in _BATCHES for hw in _SIDES for cg in (4, 8, 16, 32, 64)
+                for k in (1, 3) for g in (2, 8, 32)],
+    "depthwise": [(b, hw, 1, 1, k, c) for b in _BATCHES for hw in _SIDES for k in (3, 5, 7)
+                  for c in (16, 64, 256, 1024)],
+}
+# Dot grid entries: (batch, M, K, N): ``batch`` independent (M x K) @ (K x N) products; M = 1
+# is a matrix-vector product, memory bound on the K x N operand.
+DOT_GRID = [(b, m, k, n) for b in (1, 12, 96) for m in (1, 8, 64, 512, 4096) for k in (64, 512, 4096)
+            for n in (64, 512, 4096)]
+KERNELS_PER_CLASS = {"conv": 32, "conv1x1": 28, "grouped": 44, "depthwise": 32, "dot": 32}
+# Largest calibration kernel per class, in flops: ~20-50 ms on a 2-core CPU at the class's rate
+# (depthwise and grouped convs run 100x and 10x below a dense one's).
+MAX_FLOPS = {"conv": 6e9, "conv1x1": 4e9, "dot": 4e9, "grouped": 2e8, "depthwise": 3e7}
+MIN_FLOPS = 1e5
+# Memory-bound kernels: a fused elementwise kernel ``max(x * a + b, 0)`` over arrays of these
+# many float32 elements (reads and writes 8 bytes an element). Its effective bandwidth at each
+# size (small kernels pay fixed costs, mid-size ones run from cache) prices the bytes of
+# kernels that are not convolutions or dots.
+MEMORY_SIZES = tuple(4 ** i for i in range(2, 13))
+# Allocations whose paging-in is measured, in bytes.
+FAULT_SIZES = tuple(2 ** i for i in (20, 23, 25, 26, 27))
+# Each kernel is timed at least this many times, and on while the runs took under BUDGET_S.
+REPEATS, BUDGET_S = 3, 0.015
+
+
+def _conv(x, w, groups):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=groups,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _elementwise(x, w):
+    return jnp.maximum(x * w[0] + w[1], 0.0)
+
+
+def _conv_flops(b, hw, ci, co, k, g) -> float:
+    return 2.0 * b * hw * hw * k * k * ci * co * g
+
+
+def _halton(i: int, base: int) -> float:
+    f, r = 1.0, 0.0
+    while i:
+        f /= base
+        r += f * (i % base)
+        i //= base
+    return r
+
+
+def spread_subset(points: list[tuple], n: int) -> list[tuple]:
+    """``n`` of ``points`` spread evenly over their log space: the grid point nearest each of
+    the first Halton points (bases 2, 3, 5, ...) of the unit cube the grid spans, each point
+    taken once (deterministic, space-filling, interior as well as corners). A dimension that
+    repeats an earlier one on every point (a grouped conv's equal input and output channels)
+    counts once: two Halton coordinates for it would pull every pick to its middle values."""
+    columns = list(zip(*points))
+    keep = [i for i, c in enumerate(columns) if c not in columns[:i]]
+    logs = [[math.log(max(p[i], 1)) for i in keep] for p in points]
+    dims = len(logs[0])
+    lo = [min(x[i] for x in logs) for i in range(dims)]
+    span = [max(x[i] for x in logs) - lo[i] or 1.0 for i in range(dims)]
+    unit = [[(x[i] - lo[i]) / span[i] for i in range(dims)] for x in logs]
+    primes = (2, 3, 5, 7, 11, 13, 17, 19)[:dims]
+    chosen: list[int] = []
+    i = 1
+    while len(chosen) < min(n, len(points)):
+        target = [_halton(i, b) for b in primes]
+        free = [j for j in range(len(unit)) if j not in chosen]
+        chosen.append(min(free, key=lambda j: sum((u - t) ** 2 for u, t in zip(unit[j], target))))
+        i += 1
+    return [points[j] for j in sorted(chosen)]
+
+
+def calibration_kernels() -> list[tuple]:
+    """``(class, fn, x shape, w shape)`` of every calibration kernel: per class,
+    :data:`KERNELS_PER_CLASS` kernels of its grid (:data:`CONV_GRID`, :data:`DOT_GRID`) between
+    :data:`MIN_FLOPS` and the class's :data:`MAX_FLOPS`, spread over the grid by
+    :func:`spread_subset`; then the ``memory`` kernels (:data:`MEMORY_SIZES`)."""
+    kernels = []
+    for cls, grid in CONV_GRID.items():
+        grid = [p for p in grid if MIN_FLOPS <= _conv_flops(*p) <= MAX_FLOPS[cls]]
+        for b, hw, ci, co, k, g in spread_subset(grid, KERNELS_PER_CLASS[cls]):
+            kernels.append((cls, functools.partial(_conv, groups=g), (b, hw, hw, ci * g), (k, k, ci, co * g)))
+    dots = [p for p in DOT_GRID if MIN_FLOPS <= 2.0 * math.prod(p) <= MAX_FLOPS["dot"]]
+    for b, m, k, n in spread_subset(dots, KERNELS_PER_CLASS["dot"]):
+        kernels.append(("dot", jnp.matmul, (b, m, k) if b > 1 else (m, k), (b, k, n) if b > 1 else (k, n)))
+    kernels += [("memory", _elementwise, (n,), (2,)) for n in MEMORY_SIZES]
+    return kernels
+
+
+def _inputs(xs, ws, device):
+    return jax.device_put(np.full(xs, 0.5, np.float32), device), jax.device_put(np.full(ws, 0.01, np.float32), device)
+
+
+def in_place(fn, x, w):
+    """``run()`` calling ``fn(x, w)`` compiled to write its result into a donated buffer (see
+    the module docstring): the program takes a third argument of the result's shape, which XLA
+    aliases to the result; and the compiled program."""
+    shape = jax.eval_shape(fn, x, w)
+    out = [jax.device_put(np.zeros(shape.shape, shape.dtype), x.device)]
+    compiled = jax.jit(lambda x, w, out: fn(x, w), donate_argnums=2, keep_unused=True).lower(x, w, out[0]).compile()
+
+    def run():
+        out[0] = compiled(x, w, out[0])
+        return out[0]
+
+    return run, compiled
+
+
+def call_overhead(device: jax.Device) -> float:
+    """Seconds to call a compiled program that does next to nothing, timed as the kernels are:
+    what timing a kernel on its own adds to what it costs inside a model."""
+    one = jax.device_put(np.ones((), np.float32), device)
+    return statistics.median(time_runs(in_place(lambda x, w: x + w, one, one)[0], 20, BUDGET_S))
+
+
+def _prepare(cls, fn, xs, ws, device) -> tuple:
+    """``(run, row)``: the kernel compiled to run in place, and its table row but for the time."""
+    x, w = _inputs(xs, ws, device)
+    run, compiled = in_place(fn, x, w)
+    if cls == "memory":  # the rate of a memory-bound kernel is its bytes per second
+        nbytes = 8 * math.prod(xs)
+        return run, [cls, nbytes, 1, 1, None, nbytes, None, 1, 1, "", 1]
+    flops = CostTotals.from_xla(compiled.cost_analysis()).flops or 0.0
+    entry = parse_module(compiled.as_text()).entry
+    kernel, leaf = next((k, i) for e in entry.instructions for k, i in leaves(e) if i.opcode in ("convolution", "dot"))
+    m, k, n, taps, groups, pixels = kernel_features(leaf)
+    return run, [cls, m, k, n, None, flops, None, taps, groups, kernel_impl(kernel), pixels]
+
+
+def _fault_row(nbytes: int, device) -> list:
+    """Seconds to page in a fresh allocation of ``nbytes``: an elementwise kernel writing a
+    fresh output, less the same kernel writing a donated one."""
+    x, w = _inputs((nbytes // 4,), (2,), device)
+    fresh = jax.jit(_elementwise).lower(x, w).compile()
+    extra = max(best_time(lambda: fresh(x, w), REPEATS, BUDGET_S) - best_time(in_place(_elementwise, x, w)[0],
+                                                                             REPEATS, BUDGET_S), 0.0)
+    return ["fault", nbytes, 1, 1, nbytes / extra if extra else 0.0, nbytes, extra, 1, 1, "", 1]
+
+
+def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2) -> list[list]:
+    """Time every :func:`calibration_kernels` kernel on ``device`` and page in every
+    :data:`FAULT_SIZES` allocation: rows as in the module docstring (float32, XLA flops);
+    ``on_kernel(label)`` is called before each. A kernel's time is its median run (the runs of
+    a program add up kernels' typical times: the sum of each kernel's fastest run is 5-10 %
+    under the program's), the lowest over ``passes`` passes through the whole list, so that a
+    busy moment of the machine does not spoil one kernel's every run (on this 2-core VM one
+    pass put a kernel at 1.7x its time)."""
+    overhead = call_overhead(device)
+
+    def prepare(kernel):
+        cls, fn, xs, ws = kernel
+        if on_kernel is not None:
+            on_kernel(f"{cls} {xs} x {ws}")
+        return _prepare(cls, fn, xs, ws, device)
+
+    with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:  # XLA compiles without the GIL
+        prepared = list(pool.map(prepare, calibration_kernels()))
+    best = [float("inf")] * len(prepared)
+    for _ in range(passes):
+        for i, (run, _) in enumerate(prepared):
+            best[i] = min(best[i], statistics.median(time_runs(run, REPEATS, BUDGET_S)))
+    rows = []
+    for (_, row), seconds in zip(prepared, best):
+        seconds = max(seconds - overhead, 0.5 * seconds)
+        row[4], row[6] = row[5] / seconds, seconds
+        rows.append(row)
+    for nbytes in FAULT_SIZES:
+        if on_kernel is not None:
+            on_kernel(f"paging in {nbytes >> 20} MB")
+        rows.append(_fault_row(nbytes, device))
+    return rows
+
+
+def measure_dispatch_overhead(device: jax.Device, n: int = 64, repeats: int = 5) -> float:
+    """Seconds per kernel of a chain of ``n`` tiny dependent matmuls, each followed by
+    an elementwise op (2n kernels XLA cannot fuse into fewer)."""
+
+    def chain(x, w):
+        for _ in range(n):
+            x = jnp.tanh(x @ w)
+        return x
+
+    x = jax.device_put(jnp.ones((4, 4), jnp.float32), device)
+    compiled = jax.jit(chain).lower(x, x).compile()
+    entry = parse_module(compiled.as_text()).entry
+    kernels = sum(i.opcode not in NO_KERNEL for i in entry.instructions)
+    return best_time(lambda: compiled(x, x), repeats) / max(kernels, 1)

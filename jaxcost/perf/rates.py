@@ -1,0 +1,268 @@
+"""How fast this device runs a kernel of a class at a size: a model fitted to the calibration
+table (:mod:`jaxcost.perf.calibrate`), never to a model.
+
+For each class (:mod:`jaxcost.perf.kernels`), and each kind of kernel (:func:`kernel_impl`)
+of which the table has :data:`MIN_ROWS` rows, the time of a kernel of ``groups`` matrix
+products ``(M x K) @ (K x N)`` with ``taps`` window taps, ``P`` output pixels per image and
+``B = M / P`` images is::
+
+    t = t0 + flops / (R e(M, m) e(K, k) e(N, n) e(P, p) e(G, g) [e(B, b)]) + bytes / B'
+                                                                  e(x, h) = x / (x + h)
+
+    flops = 2 M K N groups
+    bytes = 4 (M K groups / taps  +  K N groups  +  M N groups)       input, weights, output
+
+a fixed cost ``t0``; the rate ``R`` reached when every dimension is large; the size at which
+each dimension reaches half of it (short reductions starve the vector units, few output
+channels the register tiles, few output rows the cores, small maps spend their time on the
+borders, few depthwise channels the vectors that run across channels; the batch factor where
+leave-one-out prefers it: one image may keep one core busy); a bandwidth ``B'``. The
+parameters are fitted by robust least squares on log time (soft L1, so one noisy timing does
+not drag the curve). Then, where leave-one-out on the calibration kernels says it helps, the
+fit's errors on the calibration kernels nearest in log feature space (3, inverse-distance
+weighted) correct it: what a smooth curve misses, such as a kernel library's fast path.
+
+With fewer rows than that, the rate of a kernel is interpolated from its class's nearest
+calibration kernels of the same kind (:func:`kernel_rate`). Memory-bound kernels run at the
+bandwidth an elementwise kernel of their size reaches (:func:`memory_bandwidth`); a fresh
+allocation costs the paging-in measured for its size (:func:`first_touch_seconds`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+# Fewest calibration kernels a fit is made from (up to nine parameters).
+MIN_ROWS = 10
+NEIGHBOURS = 3
+_NAMES = ("t0", "rate", "m_half", "k_half", "n_half", "p_half", "g_half", "bandwidth", "b_half")
+_START = (5e-6, 2e11, 100.0, 30.0, 30.0, 10.0, 1.0, 5e10, 1.0)
+
+
+def _features(rows) -> np.ndarray:
+    """``(M, K, N, taps, groups, pixels)`` of calibration rows."""
+    return np.array([[r[1], r[2], r[3], r[7], r[8], r[10]] for r in rows], dtype=float)
+
+
+def _log_seconds(p: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Log seconds of kernels with features ``f`` under log parameters ``p`` (:data:`_NAMES`;
+    seven of them: no batch factor)."""
+    m, k, n, taps, groups, pixels = f.T
+    t0, rate, mh, kh, nh, ph, gh, bw, *bh = np.exp(np.clip(p, -50, 50))
+    eff = m / (m + mh) * k / (k + kh) * n / (n + nh) * pixels / (pixels + ph) * groups / (groups + gh)
+    if bh:
+        batch = m / pixels
+        eff = eff * batch / (batch + bh[0])
+    flops = 2 * m * k * n * groups
+    nbytes = 4 * (m * k * groups / taps + k * n * groups + m * n * groups)
+    return np.log(t0 + flops / (rate * eff) + nbytes / bw)
+
+
+def _fit(f: np.ndarray, log_t: np.ndarray, batch: bool, start: np.ndarray | None = None) -> np.ndarray:
+    from scipy.optimize import least_squares
+
+    if start is None:
+        start = np.log(_START if batch else _START[:-1])
+    return least_squares(lambda p: _log_seconds(p, f) - log_t, start, loss="soft_l1", f_scale=0.2).x
+
+
+def _idw(coords: np.ndarray, values: np.ndarray, point: np.ndarray, spread: np.ndarray) -> float:
+    """Inverse-distance weighted mean of the values at the :data:`NEIGHBOURS` coords nearest
+    ``point`` (log features, each dimension scaled by ``spread``); an exact match's own value."""
+    d = np.sqrt((((coords - point) / spread) ** 2).sum(axis=1))
+    near = np.argsort(d)[:NEIGHBOURS]
+    if d[near[0]] < 1e-9:
+        return float(values[near[0]])
+    w = 1.0 / d[near]
+    return float((w * values[near]).sum() / w.sum())
+
+
+@dataclasses.dataclass(frozen=True)
+class RateFit:
+    """The fitted time model of one class and kind of kernel (see the module docstring):
+    its parameters (``b_half`` None: the form without the batch factor), whether the
+    neighbours' residuals correct it, and its leave-one-out error on the ``rows``
+    calibration kernels (median |predicted / measured - 1|, and the fraction within 10 % and
+    25 %)."""
+
+    cls: str
+    impl: str
+    t0: float
+    rate: float
+    m_half: float
+    k_half: float
+    n_half: float
+    p_half: float
+    g_half: float
+    bandwidth: float
+    b_half: float | None
+    corrected: bool
+    rows: int
+    loo_median: float
+    loo_within_10: float
+    loo_within_25: float
+
+    def __repr__(self) -> str:
+        return (f"RateFit({self.cls}{'/' + self.impl if self.impl else ''}: R {self.rate / 1e9:.0f} GFLOP/s, "
+                f"t0 {self.t0 * 1e6:.1f} us, LOO median {self.loo_median:.0%} over {self.rows} kernels)")
+
+    @property
+    def params(self) -> np.ndarray:
+        return np.log([getattr(self, n) for n in _NAMES if getattr(self, n) is not None])
+
+
+def _loo(f: np.ndarray, log_t: np.ndarray, batch: bool, full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out |log errors| of the plain fit and of the corrected one (each fit starting
+    from the ``full`` one's parameters)."""
+    plain, corrected = [], []
+    coords = np.log(f)
+    spread = np.maximum(coords.max(0) - coords.min(0), 1.0)
+    for i in range(len(f)):
+        keep = np.arange(len(f)) != i
+        p = _fit(f[keep], log_t[keep], batch, full)
+        guess = _log_seconds(p, f[i:i + 1])[0]
+        resid = log_t[keep] - _log_seconds(p, f[keep])
+        plain.append(guess - log_t[i])
+        corrected.append(guess + _idw(coords[keep], resid, coords[i], spread) - log_t[i])
+    return np.abs(plain), np.abs(corrected)
+
+
+def fit_rates(table: Sequence[Sequence]) -> list[RateFit]:
+    """One :class:`RateFit` per class and kind of kernel with :data:`MIN_ROWS` calibration
+    kernels: of the forms with and without the batch factor, plain or corrected, the one
+    with the least median leave-one-out error (``4 len(rows)`` fits)."""
+    groups: dict[tuple[str, str], list] = {}
+    for r in table:
+        if r[0] not in ("memory", "fault") and len(r) >= 11:
+            groups.setdefault((r[0], r[9]), []).append(r)
+    fits = []
+    for (cls, impl), rows in sorted(groups.items()):
+        if len(rows) < MIN_ROWS:
+            continue
+        f, log_t = _features(rows), np.log([r[6] for r in rows])
+        full = {batch: _fit(f, log_t, batch) for batch in (False, True)}
+        options = [(float(np.median(err)), batch, corrected, err) for batch in (False, True)
+                   for corrected, err in zip((False, True), _loo(f, log_t, batch, full[batch]))]
+        _, batch, corrected, err = min(options, key=lambda o: o[0])
+        err = np.abs(np.expm1(err))
+        t0, rate, mh, kh, nh, ph, gh, bw, *bh = map(float, np.exp(full[batch]))
+        fits.append(RateFit(cls, impl, t0, rate, mh, kh, nh, ph, gh, bw, bh[0] if bh else None, corrected, len(rows),
+                            float(np.median(err)), float(np.mean(err <= 0.10)), float(np.mean(err <= 0.25))))
+    return fits
+
+
+class Rates:
+    """A device's rates, from its calibration table and fits: :meth:`flops_per_s` of a
+    conv or dot kernel, :meth:`bandwidth` of a memory-bound one, :meth:`first_touch` of a
+    fresh allocation."""
+
+    def __init__(self, table: Sequence[Sequence], fits: Sequence[RateFit], class_rates: dict[str, float],
+                 peak: float, bandwidth: float):
+        self.table, self.class_rates, self.peak, self.default_bandwidth = table, class_rates, peak, bandwidth
+        self.fits = {(f.cls, f.impl): f for f in fits}
+        self._residuals: dict[tuple[str, str], tuple] = {}
+
+    def _fit_for(self, cls: str, impl: str) -> RateFit | None:
+        """The fit of this class and kind of kernel; where there is none, but the table has
+        kernels of that kind, None (they are interpolated); else the class's largest fit."""
+        if (cls, impl) in self.fits:
+            return self.fits[(cls, impl)]
+        if any(r[0] == cls and len(r) >= 11 and r[9] == impl for r in self.table):
+            return None
+        return max((f for f in self.fits.values() if f.cls == cls), key=lambda f: f.rows, default=None)
+
+    def flops_per_s(self, cls: str, features: tuple[int, ...] | None, impl: str = "") -> float:
+        """FLOP/s of a ``cls`` kernel with :func:`kernel_features` ``features`` run by an
+        ``impl`` kernel: from the fit of its class and kind of kernel, else interpolated
+        among the calibration kernels of that kind (:func:`kernel_rate`)."""
+        fit = self._fit_for(cls, impl) if features is not None else None
+        if fit is None:
+            return kernel_rate(cls, features, self.table, self.class_rates, self.peak, impl=impl)
+        f = np.array([features], dtype=float)
+        log_t = _log_seconds(fit.params, f)[0]
+        if fit.corrected:
+            coords, resid, spread = self._residuals_of(fit)
+            log_t += _idw(coords, resid, np.log(f[0]), spread)
+        flops = 2.0 * math.prod(features[:3]) * features[4]
+        return flops / math.exp(log_t)
+
+    def _residuals_of(self, fit: RateFit):
+        key = (fit.cls, fit.impl)
+        if key not in self._residuals:
+            rows = [r for r in self.table if r[0] == fit.cls and len(r) >= 11 and r[9] == fit.impl]
+            f = _features(rows)
+            coords = np.log(f)
+            resid = np.log([r[6] for r in rows]) - _log_seconds(fit.params, f)
+            self._residuals[key] = (coords, resid, np.maximum(coords.max(0) - coords.min(0), 1.0))
+        return self._residuals[key]
+
+    def bandwidth(self, nbytes: float) -> float:
+        return memory_bandwidth(nbytes, self.table, self.default_bandwidth)
+
+    def first_touch(self, nbytes: float) -> float:
+        return first_touch_seconds(nbytes, self.table)
+
+
+def kernel_rate(cls: str, features: tuple[int, ...] | None, table: Sequence[Sequence],
+                class_rates: dict[str, float], peak: float, neighbours: int = NEIGHBOURS, impl: str = "") -> float:
+    """FLOP/s of a ``cls`` kernel with :func:`kernel_features` ``features``, interpolated
+    from the calibration kernels of its class -- those run by the same kind of kernel
+    (:func:`kernel_impl`) when the table has any: the geometric mean of the rates of the
+    ``neighbours`` nearest in log feature space (each dimension scaled by its spread in the
+    table), weighted by inverse distance; an exact match is its own rate. Without a table,
+    the class rate, else ``peak``. Rows as in :mod:`jaxcost.perf.calibrate` (rows measured
+    before taps, groups or pixels were recorded compare the features they have)."""
+    rows = [r for r in table if r[0] == cls] if features is not None else []
+    if not rows:
+        return class_rates.get(cls, peak)
+    rows = [r for r in rows if len(r) > 9 and r[9] == impl] or rows
+    dims = min(len(features), *(3 + len(r[7:9]) + len(r[10:11]) for r in rows))
+    point = [math.log(max(v, 1)) for v in features[:dims]]
+    coords = [[math.log(max(v, 1)) for v in (*r[1:4], *r[7:9], *r[10:11])][:dims] for r in rows]
+    spread = [max(max(c[i] for c in coords) - min(c[i] for c in coords), 1.0) for i in range(dims)]
+    dist = sorted((math.sqrt(sum(((c[i] - point[i]) / spread[i]) ** 2 for i in range(dims))), r[4])
+                  for c, r in zip(coords, rows))[:neighbours]
+    if dist[0][0] < 1e-9:
+        return dist[0][1]
+    weights = [1 / d for d, _ in dist]
+    return math.exp(sum(w * math.log(rate) for w, (_, rate) in zip(weights, dist)) / sum(weights))
+
+
+def memory_bandwidth(nbytes: float, table: Sequence[Sequence], default: float) -> float:
+    """Effective bytes/s of a memory-bound kernel moving ``nbytes``: interpolated from the
+    ``memory`` calibration kernels of similar size (:func:`kernel_rate`), else ``default``."""
+    if nbytes <= 0:
+        return default
+    return kernel_rate("memory", (int(nbytes), 1, 1, 1, 1), table, {}, default, neighbours=2)
+
+
+def first_touch_seconds(nbytes: float, table: Sequence[Sequence]) -> float:
+    """Seconds to page in a fresh allocation of ``nbytes``: the measured cost per byte of the
+    ``fault`` rows, linear in log size between the two sizes around ``nbytes`` (the smallest's
+    below it, the largest's above); 0 without fault rows (other devices: allocators that
+    keep their memory)."""
+    rows = sorted((r[1], r[6] / r[1]) for r in table if r[0] == "fault")
+    if not rows or nbytes <= 0:
+        return 0.0
+    if nbytes <= rows[0][0]:
+        return nbytes * rows[0][1]
+    for (s0, c0), (s1, c1) in itertools.pairwise(rows):
+        if nbytes <= s1:
+            a = math.log(nbytes / s0) / math.log(s1 / s0)
+            return nbytes * (c0 + a * (c1 - c0))
+    return nbytes * rows[-1][1]
+
+
+def class_rates(table: Sequence[Sequence]) -> dict[str, float]:
+    """Each class's time-weighted rate over a calibration table."""
+    flops: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    for cls, *_, f, s in (r[:7] for r in table if r[0] not in ("memory", "fault")):
+        flops[cls] = flops.get(cls, 0.0) + f
+        seconds[cls] = seconds.get(cls, 0.0) + s
+    return {cls: flops[cls] / seconds[cls] for cls in flops if seconds[cls] > 0}

@@ -1,0 +1,174 @@
+"""Kernel features, the calibration's in-place timing, and the rate model fitted to it."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxcost
+from jaxcost.compiler.hlo import parse_module
+from jaxcost.perf import DevicePeaks
+from jaxcost.perf.kernels import gemm_dims, kernel_features, kernel_impl, leaves
+from jaxcost.perf.predict import FIRST_TOUCH
+from jaxcost.perf.rates import Rates, _log_seconds, first_touch_seconds, fit_rates
+
+HLO = """HloModule m
+
+fused {
+  p0 = f32[8,28,28,96]{3,2,1,0} parameter(0)
+  p1 = f32[3,3,1,96]{3,2,1,0} parameter(1)
+  ROOT c = f32[8,28,28,96]{3,2,1,0} convolution(p0, p1), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f, feature_group_count=96
+}
+
+ENTRY e {
+  x = f32[8,28,28,96]{3,2,1,0} parameter(0)
+  w = f32[3,3,1,96]{3,2,1,0} parameter(1)
+  a = f32[12,1,64]{2,1,0} parameter(2)
+  b = f32[12,64,32]{2,1,0} parameter(3)
+  y = f32[8,28,28,96]{3,2,1,0} fusion(x, w), kind=kCustom, calls=fused, backend_config={"fusion_config":{"kind":"__ynn_fusion"}}
+  z = f32[8,14,14,96]{3,2,1,0} convolution(x, w), window={size=3x3 stride=2x2 pad=1_1x1_1}, dim_labels=b01f_01io->b01f, feature_group_count=96
+  d = f32[12,1,32]{2,1,0} dot(a, b), lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, rhs_contracting_dims={1}
+  ROOT t = (f32[8,28,28,96]{3,2,1,0}, f32[8,14,14,96]{3,2,1,0}, f32[12,1,32]{2,1,0}) tuple(y, z, d)
+}
+"""
+
+
+def _entry():
+    return {i.name: i for i in parse_module(HLO).entry.instructions}
+
+
+def test_features_of_convs_and_batched_dots():
+    e = _entry()
+    pairs = list(leaves(e["y"]))
+    assert [leaf.opcode for _, leaf in pairs] == ["parameter", "parameter", "convolution"]
+    assert all(kernel is e["y"] for kernel, _ in pairs)  # a fusion's instructions run in its kernel
+    conv = pairs[-1][1]
+    # a depthwise conv: 96 groups of (6272 x 9) @ (9 x 1); 784 output pixels per image
+    assert kernel_features(conv) == (6272, 9, 1, 9, 96, 784)
+    assert kernel_features(e["z"]) == (1568, 9, 1, 9, 96, 196)  # stride 2: a quarter of the pixels
+    # a batched matmul: its batch is the groups, M the rows of one product
+    assert gemm_dims(e["d"]) == (1, 64, 32, 12)
+    assert kernel_features(e["d"]) == (1, 64, 32, 1, 12, 1)
+
+
+def test_kernel_impl_names_what_runs_the_op():
+    e = _entry()
+    assert kernel_impl(e["y"]) == "fusion:__ynn_fusion"
+    assert kernel_impl(e["z"]) == "convolution"
+    assert kernel_impl(e["d"]) == "dot"
+
+
+def test_leaves_of_a_loop_run_in_the_body_kernels():
+    def rnn(x, w):
+        return jax.lax.scan(lambda h, _: (jnp.tanh(h @ w), None), x, None, length=4)[0]
+
+    s = jax.ShapeDtypeStruct((8, 64), jnp.float32)
+    compiled = jax.jit(rnn).lower(s, jax.ShapeDtypeStruct((64, 64), jnp.float32)).compile()
+    (loop,) = [i for i in parse_module(compiled.as_text()).entry.instructions if i.opcode == "while"]
+    body = loop.called_by("body")
+    dots = [(k, leaf) for k, leaf in leaves(loop) if leaf.opcode == "dot"]
+    assert len(dots) == 1 and dots[0][0] in body.instructions  # the body's kernel, not the loop
+
+
+def _law(f, p):
+    return np.exp(_log_seconds(np.log(p), np.asarray(f, dtype=float)))
+
+
+def _table(points, p, impl="fusion:__ynn_fusion", cls="conv"):
+    rows = []
+    for m, k, n, taps, g, px in points:
+        t = float(_law([(m, k, n, taps, g, px)], p)[0])
+        flops = 2.0 * m * k * n * g
+        rows.append([cls, m, k, n, flops / t, flops, t, taps, g, impl, px])
+    return rows
+
+
+LAW = (5e-6, 1e11, 50.0, 20.0, 10.0, 5.0, 1.0, 3e10)  # t0, R, m, k, n, p, g halves, bandwidth
+POINTS = [(b * hw * hw, k * k * ci, co, k * k, 1, hw * hw) for b in (1, 8) for hw in (7, 28, 56)
+          for ci, co in ((16, 32), (64, 128), (256, 64)) for k in (1, 3)]
+
+
+def test_the_rate_model_recovers_a_known_law():
+    table = _table(POINTS, LAW)
+    (fit,) = fit_rates(table)
+    assert (fit.cls, fit.impl, fit.rows) == ("conv", "fusion:__ynn_fusion", 36)
+    assert fit.loo_median < 1e-3 and fit.loo_within_10 == 1.0  # noise-free: leave-one-out is exact
+    rates = Rates(table, [fit], {}, 1e12, 1e10)
+    unseen = (4 * 14 * 14, 5 * 5 * 32, 96, 25, 1, 196)
+    expected = 2.0 * 4 * 14 * 14 * 25 * 32 * 96 / float(_law([unseen], LAW)[0])
+    assert rates.flops_per_s("conv", unseen, "fusion:__ynn_fusion") == pytest.approx(expected, rel=1e-3)
+
+
+def test_rates_fall_back_to_neighbours_of_the_same_kernel_kind():
+    table = _table(POINTS, LAW) + [["conv", 49, 288, 64, 2e9, 3.6e6, 1.8e-3, 9, 1, "convolution", 49]]
+    fits = fit_rates(table)
+    assert [f.impl for f in fits] == ["fusion:__ynn_fusion"]  # one row: no fit of its own
+    rates = Rates(table, fits, {}, 1e12, 1e10)
+    assert rates.flops_per_s("conv", (49, 288, 64, 9, 1, 49), "convolution") == 2e9  # its own row
+    # a kind of kernel the calibration never ran: the class's fit
+    assert rates.flops_per_s("conv", POINTS[4], "custom-call:x") == pytest.approx(
+        rates.flops_per_s("conv", POINTS[4], "fusion:__ynn_fusion"))
+    # no features (elementwise work) or no calibration of the class: the class rate, else the peak
+    assert rates.flops_per_s("other", None) == 1e12
+    assert Rates([], [], {"grouped": 7e9}, 1e12, 1e10).flops_per_s("grouped", (1, 1, 1, 1, 2, 1)) == 7e9
+
+
+MB = 2 ** 20
+FAULTS = [["fault", MB, 1, 1, 0.0, MB, 0.0, 1, 1, "", 1], ["fault", 64 * MB, 1, 1, 64 * MB / 0.016, 64 * MB, 0.016, 1, 1, "", 1]]
+
+
+def test_first_touch_interpolates_the_paging_cost_per_byte():
+    assert first_touch_seconds(64 * MB, FAULTS) == pytest.approx(0.016)
+    assert first_touch_seconds(128 * MB, FAULTS) == pytest.approx(0.032)  # past the largest: its cost per byte
+    # halfway in log size between 1 MB (free) and 64 MB: half the cost per byte
+    assert first_touch_seconds(8 * MB, FAULTS) == pytest.approx(8 * MB * 0.5 * 0.016 / (64 * MB))
+    assert first_touch_seconds(MB, FAULTS) == 0.0
+    assert first_touch_seconds(64 * MB, []) == 0.0  # no fault rows: an allocator that keeps its memory
+
+
+def test_program_roofline_charges_the_paging_of_fresh_buffers_once():
+    def two_matmuls(x, w, v):
+        return jnp.maximum(x @ w, 0.0) @ v
+
+    args = (jax.ShapeDtypeStruct((1024, 256), jnp.float32), jax.ShapeDtypeStruct((256, 4096), jnp.float32),
+            jax.ShapeDtypeStruct((4096, 8), jnp.float32))
+    a = jaxcost.analyze(two_matmuls, *args, theory=False)
+    assert a.memory.temp_bytes >= 16 * MB  # the 1024 x 4096 intermediate
+    peaks = DevicePeaks("toy", "cpu", {"float32": 1e11}, 1e10, "measured", "", {}, 1e-6, FAULTS)
+    r = jaxcost.program_roofline(a, peaks)
+    (paging,) = [p for p in r.points if p.name == FIRST_TOUCH]
+    expected = first_touch_seconds(a.memory.temp_bytes, FAULTS) + first_touch_seconds(a.memory.output_bytes, FAULTS)
+    assert paging.time_s == pytest.approx(expected, rel=1e-12) and paging.bound == "memory"
+    assert r.predicted_s == pytest.approx(sum(p.time_s for p in r.points), rel=1e-12)
+    without = DevicePeaks("toy", "cpu", {"float32": 1e11}, 1e10, "measured", "", {}, 1e-6)
+    assert FIRST_TOUCH not in {p.name for p in jaxcost.program_roofline(a, without).points}
+
+
+def test_in_place_timing_writes_into_a_donated_buffer():
+    from jaxcost.perf.calibrate import _elementwise, in_place
+
+    x = jnp.linspace(-1.0, 1.0, 1024)
+    w = jnp.array([2.0, -0.5])
+    run, compiled = in_place(_elementwise, x, w)
+    assert "input_output_alias" in compiled.as_text()  # the result is the donated third argument
+    np.testing.assert_allclose(run(), np.maximum(2.0 * np.asarray(x) - 0.5, 0.0))
+    np.testing.assert_allclose(run(), np.maximum(2.0 * np.asarray(x) - 0.5, 0.0))  # again, into the same buffer
+
+
+def test_best_time_spends_its_budget_on_fast_calls():
+    from jaxcost.perf.stats import best_time
+
+    calls = []
+
+    def fn():
+        calls.append(1)
+        return jnp.zeros(())
+
+    best_time(fn, 3, budget_s=0.0)
+    assert len(calls) == 1 + 3  # warm-up + the minimum
+    calls.clear()
+    best = best_time(fn, 3, budget_s=0.02, max_repeats=50)
+    assert len(calls) == 1 + 50 and best > 0  # microsecond calls: every try the cap allows
+    assert math.isfinite(best)
