@@ -269,6 +269,8 @@ def test_calibration_kernels_are_synthetic_and_spread():
     from jaxcost.perf.calibrate import (
         CONV_GRID,
         KERNELS_PER_CLASS,
+        LARGE_FLOPS,
+        LARGE_KERNELS,
         MAX_FLOPS,
         MEMORY_SIZES,
         MIN_FLOPS,
@@ -278,14 +280,18 @@ def test_calibration_kernels_are_synthetic_and_spread():
     )
 
     kernels = calibration_kernels()
-    assert len(kernels) == sum(KERNELS_PER_CLASS.values()) + len(MEMORY_SIZES)
+    assert len(kernels) == sum(KERNELS_PER_CLASS.values()) + sum(LARGE_KERNELS.values()) + len(MEMORY_SIZES)
     assert {k[0] for k in kernels} == {*CONV_GRID, "dot", "memory"}
     depthwise = [k for k in kernels if k[0] == "depthwise"]
     assert {w[0] for _, _, _, w in depthwise} == {3, 5, 7}  # kernel sizes are a dimension of the grid
     assert {x[1] for _, _, x, _ in depthwise} >= {3, 5, 56}  # from maps smaller than the window up
+    large = {}
     for cls, _, (b, hw, _, cin), (k, _, ci, cout) in (k for k in kernels if k[0] in CONV_GRID):
         groups = cin // ci
-        assert MIN_FLOPS <= _conv_flops(b, hw, ci, cout // groups, k, groups) <= MAX_FLOPS[cls]
+        flops = _conv_flops(b, hw, ci, cout // groups, k, groups)
+        assert MIN_FLOPS <= flops <= max(MAX_FLOPS[cls], LARGE_FLOPS.get(cls, 0))
+        large[cls] = large.get(cls, 0) + (flops > MAX_FLOPS[cls])
+    assert large == {"conv": LARGE_KERNELS["conv"], "conv1x1": LARGE_KERNELS["conv1x1"], "grouped": 0, "depthwise": 0}
     grid = [(a, b) for a in (1, 2, 4, 8, 16) for b in (1, 2, 4, 8, 16)]
     pick = spread_subset(grid, 5)
     assert len(set(pick)) == 5 and pick == spread_subset(grid, 5)  # deterministic, no repeats

@@ -46,7 +46,7 @@ from jaxcost.perf.stats import best_time, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 6  # 6: median runs
+CALIBRATION_VERSION = 7  # 6: median runs; 7: large kernels
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
@@ -71,6 +71,11 @@ KERNELS_PER_CLASS = {"conv": 32, "conv1x1": 28, "grouped": 44, "depthwise": 32, 
 # (depthwise and grouped convs run 100x and 10x below a dense one's).
 MAX_FLOPS = {"conv": 6e9, "conv1x1": 4e9, "dot": 4e9, "grouped": 2e8, "depthwise": 3e7}
 MIN_FLOPS = 1e5
+# A few large kernels per class, between MAX_FLOPS and these (50-300 ms: maps that spill the
+# caches), timed fewer times (:data:`LONG_S`).
+LARGE_FLOPS = {"conv": 3e10, "conv1x1": 2e10, "dot": 2e10}
+LARGE_KERNELS = {"conv": 4, "conv1x1": 2, "dot": 2}
+LONG_S = 0.05  # a kernel slower than this is run once in each later pass, without warm-up
 # Memory-bound kernels: a fused elementwise kernel ``max(x * a + b, 0)`` over arrays of these
 # many float32 elements (reads and writes 8 bytes an element). Its effective bandwidth at each
 # size (small kernels pay fixed costs, mid-size ones run from cache) prices the bytes of
@@ -110,6 +115,8 @@ def spread_subset(points: list[tuple], n: int) -> list[tuple]:
     taken once (deterministic, space-filling, interior as well as corners). A dimension that
     repeats an earlier one on every point (a grouped conv's equal input and output channels)
     counts once: two Halton coordinates for it would pull every pick to its middle values."""
+    if not points or n <= 0:
+        return []
     columns = list(zip(*points))
     keep = [i for i, c in enumerate(columns) if c not in columns[:i]]
     logs = [[math.log(max(p[i], 1)) for i in keep] for p in points]
@@ -131,15 +138,19 @@ def spread_subset(points: list[tuple], n: int) -> list[tuple]:
 def calibration_kernels() -> list[tuple]:
     """``(class, fn, x shape, w shape)`` of every calibration kernel: per class,
     :data:`KERNELS_PER_CLASS` kernels of its grid (:data:`CONV_GRID`, :data:`DOT_GRID`) between
-    :data:`MIN_FLOPS` and the class's :data:`MAX_FLOPS`, spread over the grid by
-    :func:`spread_subset`; then the ``memory`` kernels (:data:`MEMORY_SIZES`)."""
+    :data:`MIN_FLOPS` and the class's :data:`MAX_FLOPS` and :data:`LARGE_KERNELS` up to its
+    :data:`LARGE_FLOPS`, spread over the grid by :func:`spread_subset`; then the ``memory``
+    kernels (:data:`MEMORY_SIZES`)."""
     kernels = []
     for cls, grid in CONV_GRID.items():
-        grid = [p for p in grid if MIN_FLOPS <= _conv_flops(*p) <= MAX_FLOPS[cls]]
-        for b, hw, ci, co, k, g in spread_subset(grid, KERNELS_PER_CLASS[cls]):
+        small = [p for p in grid if MIN_FLOPS <= _conv_flops(*p) <= MAX_FLOPS[cls]]
+        large = [p for p in grid if MAX_FLOPS[cls] < _conv_flops(*p) <= LARGE_FLOPS.get(cls, 0)]
+        for b, hw, ci, co, k, g in spread_subset(small, KERNELS_PER_CLASS[cls]) + spread_subset(
+                large, LARGE_KERNELS.get(cls, 0)):
             kernels.append((cls, functools.partial(_conv, groups=g), (b, hw, hw, ci * g), (k, k, ci, co * g)))
-    dots = [p for p in DOT_GRID if MIN_FLOPS <= 2.0 * math.prod(p) <= MAX_FLOPS["dot"]]
-    for b, m, k, n in spread_subset(dots, KERNELS_PER_CLASS["dot"]):
+    small = [p for p in DOT_GRID if MIN_FLOPS <= 2.0 * math.prod(p) <= MAX_FLOPS["dot"]]
+    large = [p for p in DOT_GRID if MAX_FLOPS["dot"] < 2.0 * math.prod(p) <= LARGE_FLOPS["dot"]]
+    for b, m, k, n in spread_subset(small, KERNELS_PER_CLASS["dot"]) + spread_subset(large, LARGE_KERNELS["dot"]):
         kernels.append(("dot", jnp.matmul, (b, m, k) if b > 1 else (m, k), (b, k, n) if b > 1 else (k, n)))
     kernels += [("memory", _elementwise, (n,), (2,)) for n in MEMORY_SIZES]
     return kernels
@@ -214,9 +225,11 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2) ->
     with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:  # XLA compiles without the GIL
         prepared = list(pool.map(prepare, calibration_kernels()))
     best = [float("inf")] * len(prepared)
-    for _ in range(passes):
+    for p in range(passes):
         for i, (run, _) in enumerate(prepared):
-            best[i] = min(best[i], statistics.median(time_runs(run, REPEATS, BUDGET_S)))
+            long = p > 0 and best[i] > LONG_S
+            runs = time_runs(run, 1 if long else REPEATS, BUDGET_S, warmup=not long)
+            best[i] = min(best[i], statistics.median(runs))
     rows = []
     for (_, row), seconds in zip(prepared, best):
         seconds = max(seconds - overhead, 0.5 * seconds)

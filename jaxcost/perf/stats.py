@@ -65,12 +65,13 @@ class TimingStats:
         return dataclasses.asdict(self)
 
 
-def time_runs(fn, repeats: int, budget_s: float = 0.0, max_repeats: int = 200) -> list[float]:
+def time_runs(fn, repeats: int, budget_s: float = 0.0, max_repeats: int = 200, warmup: bool = True) -> list[float]:
     """Seconds of at least ``repeats`` timed calls of ``fn()`` (blocked until ready), after one
-    warm-up call (which compiles), going on while the calls so far took under ``budget_s``
-    (at most ``max_repeats``): a kernel of microseconds gets hundreds of tries, one of 20 ms
-    a few."""
-    jax.block_until_ready(fn())
+    warm-up call (which compiles; ``warmup=False``: none), going on while the calls so far took
+    under ``budget_s`` (at most ``max_repeats``): a kernel of microseconds gets hundreds of
+    tries, one of 20 ms a few."""
+    if warmup:
+        jax.block_until_ready(fn())
     runs: list[float] = []
     while len(runs) < repeats or (sum(runs) < budget_s and len(runs) < max_repeats):
         t = time.perf_counter()
