@@ -72,16 +72,14 @@ class DevicePeaks:
     def rates(self, dtype: str = "float32") -> Rates:
         """The per-kernel rates of ``dtype`` (:class:`jaxcost.perf.rates.Rates`): the calibration
         table and its fits for float32 (the dtype calibrated), the peaks alone for others."""
-        calibrated = dtype == "float32"
-        key = (dtype, id(self.kernel_table), len(self.kernel_fits))
-        cached = _RATES.get(id(self))
-        if cached is None or cached[0] != key:
+        cache = self.__dict__.setdefault("_rates", {})  # built once per dtype (not a field)
+        if dtype not in cache:
+            calibrated = dtype == "float32"
             fits = [RateFit(**f) for f in self.kernel_fits] if calibrated else []
-            cached = (key, Rates(self.kernel_table if calibrated else [], fits,
+            cache[dtype] = Rates(self.kernel_table if calibrated else [], fits,
                                  self.kernel_flops_per_s if calibrated else {}, self.peak_flops(dtype),
-                                 self.bandwidth_bytes_per_s))
-            _RATES[id(self)] = cached
-        return cached[1]
+                                 self.bandwidth_bytes_per_s)
+        return cache[dtype]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DevicePeaks:
@@ -212,9 +210,6 @@ def measure_bandwidth(device: jax.Device, n_elements: int = 2**25,
     t_scale, x = best(scale, x)
     t_triad, x = best(lambda x: triad(x, y), x)
     return max(2 * nbytes / t_scale, 3 * nbytes / t_triad)
-
-
-_RATES: dict[int, tuple] = {}
 
 
 def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32",),

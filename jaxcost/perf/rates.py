@@ -167,6 +167,9 @@ class Rates:
         self.fits = {(f.cls, f.impl): f for f in fits}
         self._residuals: dict[tuple[str, str], tuple] = {}
 
+    def __repr__(self) -> str:
+        return f"Rates({len(self.fits)} fits, {len(self.table)} calibration rows, peak {self.peak / 1e9:.0f} GFLOP/s)"
+
     def _fit_for(self, cls: str, impl: str) -> RateFit | None:
         """The fit of this class and kind of kernel; where there is none, but the table has
         kernels of that kind, None (they are interpolated); else the class's largest fit."""
