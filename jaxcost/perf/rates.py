@@ -71,14 +71,23 @@ def _fit(f: np.ndarray, log_t: np.ndarray, batch: bool, start: np.ndarray | None
     return least_squares(lambda p: _log_seconds(p, f) - log_t, start, loss="soft_l1", f_scale=0.2).x
 
 
-def _idw(coords: np.ndarray, values: np.ndarray, point: np.ndarray, spread: np.ndarray) -> float:
-    """Inverse-distance weighted mean of the values at the :data:`NEIGHBOURS` coords nearest
-    ``point`` (log features, each dimension scaled by ``spread``); an exact match's own value."""
+def _nearest(coords: np.ndarray, point: np.ndarray, spread: np.ndarray, values: np.ndarray,
+             neighbours: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and distances of the ``neighbours`` coords nearest ``point`` (log features, each
+    dimension scaled by ``spread``), nearest first; equal distances ordered by ``values``."""
     d = np.sqrt((((coords - point) / spread) ** 2).sum(axis=1))
-    near = np.argsort(d)[:NEIGHBOURS]
-    if d[near[0]] < 1e-9:
+    near = np.lexsort((values, d))[:neighbours]
+    return near, d[near]
+
+
+def _idw(coords: np.ndarray, values: np.ndarray, point: np.ndarray, spread: np.ndarray,
+         neighbours: int = NEIGHBOURS) -> float:
+    """Inverse-distance weighted mean of the values at the ``neighbours`` coords nearest
+    ``point`` (:func:`_nearest`); an exact match's own value."""
+    near, d = _nearest(coords, point, spread, values, neighbours)
+    if d[0] < 1e-9:
         return float(values[near[0]])
-    w = 1.0 / d[near]
+    w = 1.0 / d
     return float((w * values[near]).sum() / w.sum())
 
 
@@ -225,15 +234,14 @@ def kernel_rate(cls: str, features: tuple[int, ...] | None, table: Sequence[Sequ
         return class_rates.get(cls, peak)
     rows = [r for r in rows if len(r) > 9 and r[9] == impl] or rows
     dims = min(len(features), *(3 + len(r[7:9]) + len(r[10:11]) for r in rows))
-    point = [math.log(max(v, 1)) for v in features[:dims]]
-    coords = [[math.log(max(v, 1)) for v in (*r[1:4], *r[7:9], *r[10:11])][:dims] for r in rows]
-    spread = [max(max(c[i] for c in coords) - min(c[i] for c in coords), 1.0) for i in range(dims)]
-    dist = sorted((math.sqrt(sum(((c[i] - point[i]) / spread[i]) ** 2 for i in range(dims))), r[4])
-                  for c, r in zip(coords, rows))[:neighbours]
-    if dist[0][0] < 1e-9:
-        return dist[0][1]
-    weights = [1 / d for d, _ in dist]
-    return math.exp(sum(w * math.log(rate) for w, (_, rate) in zip(weights, dist)) / sum(weights))
+    point = np.log(np.maximum(features[:dims], 1))
+    coords = np.log(np.maximum([[*r[1:4], *r[7:9], *r[10:11]][:dims] for r in rows], 1))
+    spread = np.maximum(coords.max(0) - coords.min(0), 1.0)
+    rates = np.array([r[4] for r in rows], dtype=float)
+    near, d = _nearest(coords, point, spread, rates, neighbours)
+    if d[0] < 1e-9:
+        return rows[near[0]][4]  # an exact match: its own rate
+    return math.exp(_idw(coords[near], np.log(rates[near]), point, spread, neighbours))
 
 
 def memory_bandwidth(nbytes: float, table: Sequence[Sequence], default: float) -> float:
