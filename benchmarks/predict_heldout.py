@@ -1,5 +1,6 @@
-"""Held-out validation of the latency predictor: calibrated on synthetic kernels only
-(``jaxcost peaks``: a grid of conv / 1x1 / grouped / depthwise / dot shapes, no model's layers),
+"""Held-out validation of the latency predictor: calibrated on synthetic kernels and programs only
+(``jaxcost peaks``: a grid of conv / 1x1 / grouped / depthwise / dot / pool shapes and random
+synthetic networks, no model's layers),
 validated on models the calibration never saw: zoo models and Keras applications (random
 weights), at batch 1 and 8, measured on this machine.
 
@@ -35,6 +36,7 @@ import models
 from jaxcost.perf import get_peaks
 from jaxcost.perf.kernels import class_work
 from jaxcost.perf.predict import program_roofline
+from jaxcost.perf.programs import ProgramFactor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet", "inception_v3",
@@ -129,12 +131,15 @@ def stats(rows, key: str = "ratio") -> dict:
 
 
 def markdown(peaks, rows, classes, machine) -> str:
+    factor = ProgramFactor.fit(peaks.program_rows)
     lines = [f"# Held-out latency prediction ({machine})", "",
              (f"Calibration: `jaxcost peaks` on this machine, {len(peaks.kernel_table)} synthetic kernels "
-              "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, MEMORY_SIZES, FAULT_SIZES) and the rate model fitted "
-              "to them; no model below was used to calibrate. Measured: the median run (the lowest of the "
-              "passes' medians; the calibration kernels are timed the same way); the fastest run beside it. "
-              "Predicted: `jaxcost.program_roofline`, which runs nothing."), "",
+              "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, MEMORY_SIZES, FAULT_SIZES) and the rate "
+              f"model fitted to them; {len(peaks.program_rows)} synthetic programs (jaxcost.perf.programs) timed "
+              f"in the same passes give the in-program factor: {factor!r}. No model below was used to "
+              "calibrate. Measured: the median run (the lowest of the passes' medians; the calibration kernels "
+              "are timed the same way); the fastest run beside it. Predicted: `jaxcost.program_roofline`, "
+              "which runs nothing."), "",
              "| set | models x batches | within ±10 % | within ±25 % | median abs error | vs fastest run: ±10 % | ±25 % |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for label, sub in (("all", rows), ("zoo", [r for r in rows if r["source"] == "zoo"]),
@@ -187,7 +192,8 @@ def main():
     with open(out + ".json", "w") as f:
         json.dump({"machine": machine, "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best")},
                    "rows": rows, "classes": classes, "calibration_kernels": len(peaks.kernel_table),
-                   "rate_model": peaks.kernel_fits}, f, indent=2)
+                   "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor,
+                   "program_rows": peaks.program_rows}, f, indent=2)
     with open(out + ".md", "w") as f:
         f.write(markdown(peaks, rows, classes, machine))
     print(markdown(peaks, rows, classes, machine))

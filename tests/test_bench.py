@@ -232,7 +232,7 @@ def test_sweep_takes_modules():
 def test_measure_peaks_tiny():
     p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
     assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0
-    assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise", "dot"}
+    assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise", "dot", "window"}
     assert {r[0] for r in p.kernel_table} == {*p.kernel_flops_per_s, "memory", "fault"}  # memory rows: bytes/s
     assert all(r[4] == pytest.approx(r[5] / r[6]) for r in p.kernel_table if r[0] != "fault")
     assert all(r[6] >= 0 for r in p.kernel_table if r[0] == "fault")  # paging-in seconds
@@ -242,6 +242,12 @@ def test_measure_peaks_tiny():
     fitted = {f["cls"] for f in p.kernel_fits}
     assert {"conv", "conv1x1", "dot"} <= fitted and all(0 <= f["loo_median"] < 10 for f in p.kernel_fits)
     assert all(0 < p.rates().flops_per_s(c, (196, 288, 64, 9, 1, 196), "fusion:__ynn_fusion") < 1e13 for c in fitted)
+    # the synthetic programs, timed whole in the same passes, and the in-program factor from them
+    from jaxcost.perf.programs import PROGRAMS, ProgramFactor
+
+    assert [r[0] for r in p.program_rows] == list(range(PROGRAMS))
+    assert all(r[1] > 0 and r[2] > 0 and r[3] >= 0 and r[4] >= 1 for r in p.program_rows)
+    assert p.program_factor == ProgramFactor.fit(p.program_rows).factor and 0.2 < p.program_factor < 5
 
 
 def test_benchmark_materializes_rng_key_state():
@@ -274,17 +280,25 @@ def test_calibration_kernels_are_synthetic_and_spread():
         MAX_FLOPS,
         MEMORY_SIZES,
         MIN_FLOPS,
+        SMALL_MAP_KERNELS,
         _conv_flops,
         calibration_kernels,
         spread_subset,
     )
 
     kernels = calibration_kernels()
-    assert len(kernels) == sum(KERNELS_PER_CLASS.values()) + sum(LARGE_KERNELS.values()) + len(MEMORY_SIZES)
-    assert {k[0] for k in kernels} == {*CONV_GRID, "dot", "memory"}
+    assert len(kernels) == (sum(KERNELS_PER_CLASS.values()) + sum(LARGE_KERNELS.values())
+                            + sum(SMALL_MAP_KERNELS.values()) + len(MEMORY_SIZES))
+    assert {k[0] for k in kernels} == {*CONV_GRID, "dot", "window", "memory"}
     depthwise = [k for k in kernels if k[0] == "depthwise"]
     assert {w[0] for _, _, _, w in depthwise} == {3, 5, 7}  # kernel sizes are a dimension of the grid
     assert {x[1] for _, _, x, _ in depthwise} >= {3, 5, 56}  # from maps smaller than the window up
+    # windows larger than the map (XLA's own emitter on CPU): the spread picks and as many more
+    assert sum(x[1] < w[0] for _, _, x, w in depthwise) >= SMALL_MAP_KERNELS["depthwise"]
+    assert len(set((x, w) for _, _, x, w in depthwise)) == len(depthwise)
+    # max-pools of every window CNNs use
+    pools = [k for k in kernels if k[0] == "window"]
+    assert {(p.keywords["k"], p.keywords["stride"]) for _, p, _, _ in pools} == {(2, 2), (3, 1), (3, 2)}
     large = {}
     for cls, _, (b, hw, _, cin), (k, _, ci, cout) in (k for k in kernels if k[0] in CONV_GRID):
         groups = cin // ci

@@ -1,5 +1,6 @@
 """Kernel features, the calibration's in-place timing, and the rate model fitted to it."""
 
+import dataclasses
 import math
 
 import jax
@@ -172,3 +173,89 @@ def test_best_time_spends_its_budget_on_fast_calls():
     best = best_time(fn, 3, budget_s=0.02, max_repeats=50)
     assert len(calls) == 1 + 50 and best > 0  # microsecond calls: every try the cap allows
     assert math.isfinite(best)
+
+
+POOL_HLO = """HloModule m
+
+max_f {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT m = f32[] maximum(a, b)
+}
+
+pool_f {
+  p = f32[8,56,56,64]{3,2,1,0} parameter(0)
+  i = f32[] constant(-inf)
+  ROOT r = f32[8,28,28,64]{3,2,1,0} reduce-window(p, i), window={size=1x3x3x1 stride=1x2x2x1 pad=0_0x0_1x0_1x0_0}, to_apply=max_f
+}
+
+ENTRY e {
+  x = f32[8,56,56,64]{3,2,1,0} parameter(0)
+  ROOT y = f32[8,28,28,64]{3,2,1,0} fusion(x), kind=kLoop, calls=pool_f
+}
+"""
+
+
+def test_a_pool_is_a_window_kernel_not_its_reducer():
+    (x, y) = parse_module(POOL_HLO).entry.instructions
+    pairs = list(leaves(y))
+    # the reducer (max_f) is applied inside the reduce-window: it holds no kernels of its own
+    assert [leaf.opcode for _, leaf in pairs] == ["parameter", "constant", "reduce-window"]
+    assert kernel_features(pairs[-1][1]) == (8 * 28 * 28 * 64, 9, 1, 9, 1, 8 * 28 * 28 * 64)
+
+
+def test_class_work_prices_a_max_pool_as_a_window():
+    from jaxcost.perf.kernels import class_work
+
+    def pool(x):
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")
+
+    a = jaxcost.analyze(pool, jax.ShapeDtypeStruct((8, 56, 56, 64), jnp.float32), theory=False)
+    work = [w for op in a.ops for w in class_work(op)]
+    (window,) = [w for w in work if w.cls == "window"]
+    outputs = 8 * 28 * 28 * 64
+    assert window.flops == 8 * outputs  # XLA: (taps - 1) x outputs, one max each
+    assert window.features == (outputs, 9, 1, 9, 1, outputs) and window.impl.startswith("fusion:")
+    assert sum(w.flops for w in work) == sum(op.flops for op in a.ops)  # nothing left over or twice
+
+
+def test_the_in_program_factor_scales_kernels_not_fixed_costs():
+    def two_matmuls(x, w, v):
+        return jnp.maximum(x @ w, 0.0) @ v
+
+    args = (jax.ShapeDtypeStruct((1024, 256), jnp.float32), jax.ShapeDtypeStruct((256, 4096), jnp.float32),
+            jax.ShapeDtypeStruct((4096, 8), jnp.float32))
+    a = jaxcost.analyze(two_matmuls, *args, theory=False)
+    one = DevicePeaks("toy", "cpu", {"float32": 1e11}, 1e10, "measured", "", {}, 1e-6, FAULTS)
+    two = DevicePeaks("toy", "cpu", {"float32": 1e11}, 1e10, "measured", "", {}, 1e-6, FAULTS, program_factor=2.0)
+    r1, r2 = (jaxcost.program_roofline(a, p) for p in (one, two))
+    for p1, p2 in zip(r1.points, r2.points, strict=True):
+        if p1.name == FIRST_TOUCH:  # paging in fresh buffers is no kernel's work
+            assert p2.time_s == p1.time_s
+        else:  # kernel time doubles, the fixed cost per launch does not
+            assert p2.time_s - 1e-6 == pytest.approx(2 * (p1.time_s - 1e-6), rel=1e-12)
+    # other dtypes were not calibrated: no factor
+    bf16 = DevicePeaks("toy", "cpu", {"float32": 1e11, "bfloat16": 2e11}, 1e10, "measured", "", {}, 1e-6,
+                       program_factor=2.0)
+    assert jaxcost.program_roofline(a, bf16, dtype="bfloat16").predicted_s == pytest.approx(
+        jaxcost.program_roofline(a, dataclasses.replace(bf16, program_factor=1.0), dtype="bfloat16").predicted_s)
+
+
+def test_median_over_passes_runs_long_calls_once_per_pass():
+    import time
+
+    from jaxcost.perf.stats import median_over_passes
+
+    calls = {"short": 0, "long": 0}
+
+    def short():
+        calls["short"] += 1
+
+    def long():
+        calls["long"] += 1
+        time.sleep(0.03)
+
+    best = median_over_passes([short, long], passes=2, repeats=3, budget_s=0.0, long_s=0.02)
+    # pass 1: a timed warm-up run, then 3 runs (short) or 1 (long); pass 2: 3 runs or 1
+    assert calls == {"short": 1 + 3 + 3, "long": 1 + 1 + 1}
+    assert 0 <= best[0] < 0.02 <= 0.03 <= best[1]

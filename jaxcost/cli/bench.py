@@ -198,6 +198,10 @@ def _cmd_peaks(args) -> int:
     console.print(t)
     if fits.row_count:
         console.print(fits)
+    if not args.published and p.program_rows:
+        from jaxcost.perf.programs import ProgramFactor
+
+        console.print(f"In-program factor (jaxcost.perf.programs): {ProgramFactor.fit(p.program_rows)!r}")
     return 0
 
 

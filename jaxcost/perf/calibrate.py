@@ -19,8 +19,8 @@ program 21 ms slower than its two kernels run in place.
 
 Table rows: ``[class, M, K, N, rate, work, seconds, taps, groups, impl, pixels]``:
 
-    conv, conv1x1, grouped, depthwise, dot   rate in FLOP/s, work = XLA flops,
-                                             M, K, N, taps, groups, pixels = kernel_features
+    conv, conv1x1, grouped, depthwise, dot,  rate in FLOP/s, work = XLA flops,
+    window                                   M, K, N, taps, groups, pixels = kernel_features
     memory                                   an elementwise kernel: rate in bytes/s,
                                              M = work = bytes read and written
     fault                                    paging in a fresh allocation of M bytes:
@@ -33,6 +33,7 @@ import functools
 import math
 import os
 import statistics
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
@@ -41,12 +42,12 @@ import numpy as np
 
 from jaxcost.compiler.hlo import parse_module
 from jaxcost.compiler.totals import CostTotals
-from jaxcost.perf.kernels import NO_KERNEL, kernel_features, kernel_impl, leaves
-from jaxcost.perf.stats import best_time, time_runs
+from jaxcost.perf.kernels import CLASSED, NO_KERNEL, kernel_features, kernel_impl, leaves
+from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 7  # 6: median runs; 7: large kernels
+CALIBRATION_VERSION = 8  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
@@ -66,16 +67,23 @@ CONV_GRID: dict[str, list[tuple[int, int, int, int, int, int]]] = {
 # is a matrix-vector product, memory bound on the K x N operand.
 DOT_GRID = [(b, m, k, n) for b in (1, 12, 96) for m in (1, 8, 64, 512, 4096) for k in (64, 512, 4096)
             for n in (64, 512, 4096)]
-KERNELS_PER_CLASS = {"conv": 32, "conv1x1": 28, "grouped": 44, "depthwise": 32, "dot": 32}
+# Pooling grid entries: (batch, input side, channels, window side, stride): a max-pool, of the
+# windows CNNs use (2x2 stride 2, 3x3 stride 1 and 2).
+POOL_GRID = [(b, hw, c, k, s) for b in _BATCHES for hw in (7, 14, 28, 56, 112) for c in (16, 64, 256, 1024)
+             for k, s in ((2, 2), (3, 1), (3, 2))]
+KERNELS_PER_CLASS = {"conv": 32, "conv1x1": 28, "grouped": 38, "depthwise": 32, "dot": 32, "window": 18}
 # Largest calibration kernel per class, in flops: ~20-50 ms on a 2-core CPU at the class's rate
 # (depthwise and grouped convs run 100x and 10x below a dense one's).
-MAX_FLOPS = {"conv": 6e9, "conv1x1": 4e9, "dot": 4e9, "grouped": 2e8, "depthwise": 3e7}
+MAX_FLOPS = {"conv": 6e9, "conv1x1": 4e9, "dot": 4e9, "grouped": 2e8, "depthwise": 3e7, "window": 5e7}
 MIN_FLOPS = 1e5
-# A few large kernels per class, between MAX_FLOPS and these (50-300 ms: maps that spill the
+# A few large kernels per class, between MAX_FLOPS and these (50-150 ms: maps that spill the
 # caches), timed fewer times (:data:`LONG_S`).
-LARGE_FLOPS = {"conv": 3e10, "conv1x1": 2e10, "dot": 2e10}
+LARGE_FLOPS = {"conv": 1.5e10, "conv1x1": 1.2e10, "dot": 2e10}
 LARGE_KERNELS = {"conv": 4, "conv1x1": 2, "dot": 2}
-LONG_S = 0.05  # a kernel slower than this is run once in each later pass, without warm-up
+# A few more kernels whose window is larger than their map (a depthwise conv there is XLA's own
+# emitter on CPU, not YNNPACK: too few of them among the spread-out picks).
+SMALL_MAP_KERNELS = {"depthwise": 8}
+LONG_S = 0.02  # a kernel slower than this is run once in each pass (after a warm-up run in the first)
 # Memory-bound kernels: a fused elementwise kernel ``max(x * a + b, 0)`` over arrays of these
 # many float32 elements (reads and writes 8 bytes an element). Its effective bandwidth at each
 # size (small kernels pay fixed costs, mid-size ones run from cache) prices the bytes of
@@ -84,12 +92,20 @@ MEMORY_SIZES = tuple(4 ** i for i in range(2, 13))
 # Allocations whose paging-in is measured, in bytes.
 FAULT_SIZES = tuple(2 ** i for i in (20, 23, 25, 26, 27))
 # Each kernel is timed at least this many times, and on while the runs took under BUDGET_S.
-REPEATS, BUDGET_S = 3, 0.015
+REPEATS, BUDGET_S = 3, 0.01
 
 
 def _conv(x, w, groups):
     return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=groups,
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _pool(x, w, k, stride):
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, k, k, 1), (1, stride, stride, 1), "SAME")
+
+
+def _pool_flops(b, hw, c, k, s) -> float:
+    return b * math.ceil(hw / s) ** 2 * c * (k * k - 1)
 
 
 def _elementwise(x, w):
@@ -139,19 +155,25 @@ def calibration_kernels() -> list[tuple]:
     """``(class, fn, x shape, w shape)`` of every calibration kernel: per class,
     :data:`KERNELS_PER_CLASS` kernels of its grid (:data:`CONV_GRID`, :data:`DOT_GRID`) between
     :data:`MIN_FLOPS` and the class's :data:`MAX_FLOPS` and :data:`LARGE_KERNELS` up to its
-    :data:`LARGE_FLOPS`, spread over the grid by :func:`spread_subset`; then the ``memory``
-    kernels (:data:`MEMORY_SIZES`)."""
+    :data:`LARGE_FLOPS`, spread over the grid by :func:`spread_subset`, and
+    :data:`SMALL_MAP_KERNELS` more whose window is larger than their map; max-pools of
+    :data:`POOL_GRID` alike; then the ``memory`` kernels (:data:`MEMORY_SIZES`)."""
     kernels = []
     for cls, grid in CONV_GRID.items():
         small = [p for p in grid if MIN_FLOPS <= _conv_flops(*p) <= MAX_FLOPS[cls]]
         large = [p for p in grid if MAX_FLOPS[cls] < _conv_flops(*p) <= LARGE_FLOPS.get(cls, 0)]
-        for b, hw, ci, co, k, g in spread_subset(small, KERNELS_PER_CLASS[cls]) + spread_subset(
-                large, LARGE_KERNELS.get(cls, 0)):
+        picked = spread_subset(small, KERNELS_PER_CLASS[cls])
+        window_larger = [p for p in small if p[1] < p[4] and p not in picked]
+        for b, hw, ci, co, k, g in picked + spread_subset(large, LARGE_KERNELS.get(cls, 0)) + spread_subset(
+                window_larger, SMALL_MAP_KERNELS.get(cls, 0)):
             kernels.append((cls, functools.partial(_conv, groups=g), (b, hw, hw, ci * g), (k, k, ci, co * g)))
     small = [p for p in DOT_GRID if MIN_FLOPS <= 2.0 * math.prod(p) <= MAX_FLOPS["dot"]]
     large = [p for p in DOT_GRID if MAX_FLOPS["dot"] < 2.0 * math.prod(p) <= LARGE_FLOPS["dot"]]
     for b, m, k, n in spread_subset(small, KERNELS_PER_CLASS["dot"]) + spread_subset(large, LARGE_KERNELS["dot"]):
         kernels.append(("dot", jnp.matmul, (b, m, k) if b > 1 else (m, k), (b, k, n) if b > 1 else (k, n)))
+    pools = [p for p in POOL_GRID if MIN_FLOPS <= _pool_flops(*p) <= MAX_FLOPS["window"]]
+    for b, hw, c, k, s in spread_subset(pools, KERNELS_PER_CLASS["window"]):
+        kernels.append(("window", functools.partial(_pool, k=k, stride=s), (b, hw, hw, c), (2,)))
     kernels += [("memory", _elementwise, (n,), (2,)) for n in MEMORY_SIZES]
     return kernels
 
@@ -191,7 +213,7 @@ def _prepare(cls, fn, xs, ws, device) -> tuple:
         return run, [cls, nbytes, 1, 1, None, nbytes, None, 1, 1, "", 1]
     flops = CostTotals.from_xla(compiled.cost_analysis()).flops or 0.0
     entry = parse_module(compiled.as_text()).entry
-    kernel, leaf = next((k, i) for e in entry.instructions for k, i in leaves(e) if i.opcode in ("convolution", "dot"))
+    kernel, leaf = next((k, i) for e in entry.instructions for k, i in leaves(e) if i.opcode in CLASSED)
     m, k, n, taps, groups, pixels = kernel_features(leaf)
     return run, [cls, m, k, n, None, flops, None, taps, groups, kernel_impl(kernel), pixels]
 
@@ -206,14 +228,17 @@ def _fault_row(nbytes: int, device) -> list:
     return ["fault", nbytes, 1, 1, nbytes / extra if extra else 0.0, nbytes, extra, 1, 1, "", 1]
 
 
-def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2) -> list[list]:
+def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
+                         alongside: Sequence[Callable] = ()) -> tuple[list[list], list[float]]:
     """Time every :func:`calibration_kernels` kernel on ``device`` and page in every
     :data:`FAULT_SIZES` allocation: rows as in the module docstring (float32, XLA flops);
     ``on_kernel(label)`` is called before each. A kernel's time is its median run (the runs of
     a program add up kernels' typical times: the sum of each kernel's fastest run is 5-10 %
     under the program's), the lowest over ``passes`` passes through the whole list, so that a
     busy moment of the machine does not spoil one kernel's every run (on this 2-core VM one
-    pass put a kernel at 1.7x its time)."""
+    pass put a kernel at 1.7x its time). The ``alongside`` callables (whole programs) are
+    timed in the same passes, so that both see the machine alike: their seconds are returned
+    beside the rows."""
     overhead = call_overhead(device)
 
     def prepare(kernel):
@@ -224,12 +249,14 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2) ->
 
     with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:  # XLA compiles without the GIL
         prepared = list(pool.map(prepare, calibration_kernels()))
-    best = [float("inf")] * len(prepared)
-    for p in range(passes):
-        for i, (run, _) in enumerate(prepared):
-            long = p > 0 and best[i] > LONG_S
-            runs = time_runs(run, 1 if long else REPEATS, BUDGET_S, warmup=not long)
-            best[i] = min(best[i], statistics.median(runs))
+    # the alongside callables spread evenly through the kernels: the machine's speed drifts
+    # within a pass (on this 2-core VM kernels' times moved 15 % between passes minutes apart)
+    runs = [run for run, _ in prepared]
+    slots = [round((i + 0.5) * len(runs) / len(alongside)) + i for i in range(len(alongside))]
+    for slot, fn in zip(slots, alongside):
+        runs.insert(slot, fn)
+    times = median_over_passes(runs, passes, REPEATS, BUDGET_S, LONG_S)
+    best = [t for i, t in enumerate(times) if i not in set(slots)] + [times[i] for i in slots]
     rows = []
     for (_, row), seconds in zip(prepared, best):
         seconds = max(seconds - overhead, 0.5 * seconds)
@@ -239,7 +266,7 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2) ->
         if on_kernel is not None:
             on_kernel(f"paging in {nbytes >> 20} MB")
         rows.append(_fault_row(nbytes, device))
-    return rows
+    return rows, best[len(prepared):]
 
 
 def measure_dispatch_overhead(device: jax.Device, n: int = 64, repeats: int = 5) -> float:

@@ -12,11 +12,15 @@ classified:
     conv1x1    convolution, one feature group, 1x1 window
     grouped    convolution, 1 < groups, several input channels per group
     depthwise  convolution, one input channel per group
+    window     reduce-window (max and average pooling)
     other      the rest of the op's flops and transcendentals (elementwise, reductions)
 
 and sized as the ``groups`` matrix products ``(M x K) @ (K x N)`` it implements, with the
-spatial window's taps (:func:`kernel_features`), and the kind of kernel that runs it
-(:func:`kernel_impl`). :mod:`jaxcost.perf.calibrate` times synthetic kernels of each class
+spatial window's taps (:func:`kernel_features`; a reduce-window: its outputs and taps), and
+the kind of kernel that runs it (:func:`kernel_impl`). A reduce-window is no matmul, but it
+is no stream either: XLA:CPU's own loop (jax 0.10) runs a 3x3 max-pool at ~0.4 ns per output
+and tap, 2-5 GB/s, ten times slower than its bytes at memory bandwidth would say, while
+YNNPACK takes 2x2 stride-2 pools at 20-40 GB/s. :mod:`jaxcost.perf.calibrate` times synthetic kernels of each class
 on the device; :mod:`jaxcost.perf.rates` fits how fast each class runs at each size.
 """
 
@@ -27,9 +31,16 @@ from typing import NamedTuple
 
 from jaxcost.compiler.hlo import Instruction, conv_dims
 
-CLASSES = ("dot", "conv", "conv1x1", "grouped", "depthwise", "other")
+CLASSES = ("dot", "conv", "conv1x1", "grouped", "depthwise", "window", "other")
 # Instructions that launch no kernel of their own.
 NO_KERNEL = frozenset({"parameter", "constant", "get-tuple-element", "tuple", "bitcast"})
+
+
+# Instructions whose called computations hold instructions of their own (a reduce's or a
+# reduce-window's reducer does not: it is applied inside the one instruction).
+CALLS_KERNELS = frozenset({"fusion", "while", "call", "conditional", "async-start"})
+# Instructions priced by a class of their own (the rest of an op's work is ``other``).
+CLASSED = frozenset({"convolution", "dot", "reduce-window"})
 
 
 def conv_class(inst: Instruction) -> str:
@@ -68,7 +79,11 @@ def kernel_features(inst: Instruction) -> tuple[int, ...]:
     matrix products (:func:`gemm_dims`), the spatial window's taps (1 for a dot) and the
     output pixels of one image (a dot's rows). The groups tell a depthwise conv's channels
     and a batched matmul's batch, the pixels a batch of small maps (mostly padding for a
-    large window) from one large map, which ``M``, ``K``, ``N`` alone do not show."""
+    large window) from one large map, which ``M``, ``K``, ``N`` alone do not show. A
+    reduce-window: ``(outputs, taps, 1, taps, 1, outputs)``."""
+    if inst.opcode == "reduce-window":
+        taps, out = max(math.prod(w.size for w in inst.window), 1), max(inst.shape.leaves()[0].elements, 1)
+        return out, taps, 1, taps, 1, out
     m, k, n, groups = gemm_dims(inst)
     if inst.opcode == "dot":
         return m, k, n, 1, groups, m
@@ -96,7 +111,7 @@ def leaves(inst: Instruction, kernel: Instruction | None = None):
     computations it calls: a fusion's instructions run in the fusion's kernel, a loop's
     or call's body instructions in kernels of their own."""
     kernel = kernel or inst
-    if not inst.called:
+    if inst.opcode not in CALLS_KERNELS or not inst.called:  # a reduce's reducer runs inside it
         yield kernel, inst
         return
     for comp in inst.called:
@@ -117,8 +132,8 @@ class Work(NamedTuple):
 def class_work(op) -> list[Work]:
     """An op's flops (+ transcendentals) split into :class:`Work` items.
 
-    ``op`` is a :class:`jaxcost.compiler.ops.Op`; convolutions and dots are found in
-    its instruction or the computations it calls, their flops taken from the op's
+    ``op`` is a :class:`jaxcost.compiler.ops.Op`; convolutions, dots and reduce-windows
+    (:data:`CLASSED`) are found in its instruction or the computations it calls, their flops taken from the op's
     priced inner instructions (by name); the remainder is one ``other`` item.
     """
     total = max(op.flops, 0.0) + max(op.transcendentals, 0.0)
@@ -128,8 +143,8 @@ def class_work(op) -> list[Work]:
     inner = {i.name: i.flops for i in op.inner} if op.inner else {inst.name: op.flops}
     work = []
     for kernel, leaf in leaves(inst):
-        if leaf.opcode in ("convolution", "dot") and leaf.name in inner:
-            cls = "dot" if leaf.opcode == "dot" else conv_class(leaf)
+        if leaf.opcode in CLASSED and leaf.name in inner and (inner[leaf.name] > 0 or leaf.opcode != "reduce-window"):
+            cls = {"dot": "dot", "reduce-window": "window"}.get(leaf.opcode) or conv_class(leaf)
             work.append(Work(cls, inner[leaf.name], kernel_features(leaf), kernel_impl(kernel)))
     rest = total - sum(w.flops for w in work)
     if rest > 0 or not work:

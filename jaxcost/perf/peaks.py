@@ -9,10 +9,12 @@
   ``z = x + s y`` moves ``3 N``. Best of several runs, max over both kernels.
 
 - Kernel classes (:mod:`jaxcost.perf.kernels`): synthetic dense, 1x1, grouped and
-  depthwise convolutions, matmuls and elementwise kernels timed in place
+  depthwise convolutions, matmuls, pools and elementwise kernels timed in place
   (:mod:`jaxcost.perf.calibrate`), the rate model fitted to them
   (:mod:`jaxcost.perf.rates`), the paging-in of fresh allocations, and the fixed
   cost per kernel (a chain of tiny unfusable kernels).
+- In-program factor: synthetic networks timed whole against their kernels' priced
+  time (:mod:`jaxcost.perf.programs`).
 
 Results are cached per device in ``$JAXCOST_CACHE_DIR/peaks.json`` (default
 ``~/.cache/jaxcost/peaks.json``). ``get_peaks`` returns the cached numbers,
@@ -34,6 +36,7 @@ import jax.numpy as jnp
 
 from jaxcost.hardware import CHIPS, Chip
 from jaxcost.perf.calibrate import CALIBRATION_VERSION, measure_dispatch_overhead, measure_kernel_table
+from jaxcost.perf.programs import PROGRAMS, ProgramFactor, prepare_programs, program_rows
 from jaxcost.perf.rates import RateFit, Rates, class_rates, fit_rates
 from jaxcost.perf.stats import best_time
 
@@ -44,8 +47,10 @@ class DevicePeaks:
     measured, also the effective float32 FLOP/s per kernel class
     (``kernel_flops_per_s``), the calibration kernels behind them
     (``kernel_table``, rows as in :mod:`jaxcost.perf.calibrate`), the rate model
-    fitted to them (``kernel_fits``, :class:`jaxcost.perf.rates.RateFit` fields) and
-    the fixed seconds per kernel (``kernel_overhead_s``)."""
+    fitted to them (``kernel_fits``, :class:`jaxcost.perf.rates.RateFit` fields), the
+    fixed seconds per kernel (``kernel_overhead_s``) and how much slower kernels run inside
+    a program than alone (``program_factor``, from the synthetic programs of
+    ``program_rows``: :mod:`jaxcost.perf.programs`)."""
 
     device_kind: str
     platform: str
@@ -58,6 +63,8 @@ class DevicePeaks:
     kernel_table: list[list] = dataclasses.field(default_factory=list, repr=False)
     calibration: int = 0  # jaxcost.perf.calibrate.CALIBRATION_VERSION of kernel_table
     kernel_fits: list[dict] = dataclasses.field(default_factory=list, repr=False)
+    program_factor: float = 1.0  # kernels in a program run this much slower (jaxcost.perf.programs)
+    program_rows: list[list] = dataclasses.field(default_factory=list, repr=False)
 
     def peak_flops(self, dtype: str = "float32") -> float:
         try:
@@ -222,7 +229,7 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
     device = jax.devices(backend)[0]
     flops: dict[str, float] = {}
     notes = []
-    steps = len(dtypes) + 3 + len(calibration_kernels()) + len(FAULT_SIZES)
+    steps = len(dtypes) + 3 + len(calibration_kernels()) + len(FAULT_SIZES) + PROGRAMS
     with progress(steps, f"measuring {device.device_kind} peaks") as step:
         for dt in dtypes:
             name = str(jnp.dtype(dt))
@@ -232,15 +239,22 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
         step("memory bandwidth")
         bw = measure_bandwidth(device, stream_elements, repeats)
         notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
-        table = measure_kernel_table(device, on_kernel=step)
+        programs = prepare_programs(device, on_program=step) if "float32" in flops else []
+        table, program_s = measure_kernel_table(device, on_kernel=step, alongside=[p.run for p in programs])
         overhead = measure_dispatch_overhead(device, repeats=repeats)
         step("fitting the rate model")
         fits = fit_rates(table)
+        rates = Rates(table, fits, class_rates(table), flops.get("float32", 0.0), bw)
+        programs = program_rows(programs, program_s, rates, overhead)
+    factor = ProgramFactor.fit(programs)
     notes.append(f"kernel classes: {len(table)} synthetic kernels spread over jaxcost.perf.calibrate.CONV_GRID, "
-                 "DOT_GRID; rate model " + ", ".join(f"{f.cls}/{f.impl.split(':')[-1]} LOO median {f.loo_median:.0%}"
-                                                    for f in fits))
+                 "DOT_GRID, POOL_GRID; rate model " + ", ".join(
+                     f"{f.cls}/{f.impl.split(':')[-1]} LOO median {f.loo_median:.0%}" for f in fits))
+    if programs:
+        notes.append(repr(factor))
     return DevicePeaks(device.device_kind, device.platform, flops, bw, "measured", "; ".join(notes),
-                       class_rates(table), overhead, table, CALIBRATION_VERSION, [dataclasses.asdict(f) for f in fits])
+                       class_rates(table), overhead, table, CALIBRATION_VERSION, [dataclasses.asdict(f) for f in fits],
+                       factor.factor, [list(r) for r in programs])
 
 
 # ---------------------------------------------------------------- cache

@@ -3,10 +3,11 @@ reaches on its kind and size of work, summed into a predicted latency."""
 
 from __future__ import annotations
 
-from jaxcost.compiler.loops import trip_count
+import dataclasses
+
 from jaxcost.hardware import parse_target
-from jaxcost.perf.kernels import NO_KERNEL, class_work
 from jaxcost.perf.peaks import DevicePeaks, chip_peaks, get_peaks
+from jaxcost.perf.pricing import KernelCost, paging_s, price_op
 from jaxcost.perf.roofline import Roofline, roofline
 
 # Per-kernel dispatch cost used for GPU predictions (typical CUDA launch latency).
@@ -28,11 +29,14 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
     """Roofline of every top-level kernel of the optimized module: predicted time
     = sum of max(compute, bytes / bandwidth) + a fixed cost per kernel.
 
-    Compute prices each convolution and dot at the rate this device reaches on its class,
-    size and kind of kernel (``peaks.rates()``: the rate model fitted to the calibration
-    kernels, :mod:`jaxcost.perf.rates`), and the rest at the dtype's peak -- or flops / peak
-    when the peaks carry no calibration (published peaks, other dtypes). Bytes move at the
-    bandwidth an elementwise kernel of that size reaches. The fixed cost is the measured
+    Each kernel is priced by :func:`jaxcost.perf.pricing.price_op`: compute prices each
+    convolution, dot and pool at the rate this device reaches on its class, size and kind of
+    kernel (``peaks.rates()``: the rate model fitted to the calibration kernels,
+    :mod:`jaxcost.perf.rates`), and the rest at the dtype's peak -- or flops / peak when the
+    peaks carry no calibration (published peaks, other dtypes). Bytes move at the bandwidth
+    an elementwise kernel of that size reaches. Both are scaled by ``peaks.program_factor``
+    (float32, measured peaks: how much slower kernels run inside a program than alone,
+    :mod:`jaxcost.perf.programs`; 1 elsewhere). The fixed cost is the measured
     ``peaks.kernel_overhead_s``, else a typical launch latency on GPU, else 0. One more row,
     :data:`FIRST_TOUCH`, charges the paging-in of the buffers the program allocates afresh
     on every call (its temporaries and outputs), where the calibration measured it.
@@ -49,29 +53,16 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
     if dtype not in peaks.flops_per_s:
         dtype = next(iter(peaks.flops_per_s))
     rates = peaks.rates(dtype)
-    kernels = []
+    factor = peaks.program_factor if dtype == "float32" else 1.0  # measured where the kernels were
     # collectives of a partitioned program: their time over the interconnect (TPU: the chip's ICI)
     network = {c.name: c.seconds * c.count for c in analysis.collectives()
                if c.seconds is not None} if analysis.partitioning.partitioned else {}
-    for op in analysis.ops:
-        work = class_work(op)
-        compute_s = sum(w.flops / rates.flops_per_s(w.cls, w.features, w.impl) for w in work)
-        # XLA prices a while loop's body once: it runs trip-count times, each kernel of it
-        n, launches = 1, 1
-        if op.opcode == "while" and op.instruction is not None:
-            n = trip_count(op.instruction)
-            n = 1 if n is None else n  # unknown: once, as XLA counts it
-            body = op.instruction.called_by("body")
-            launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
-        nbytes = max(op.bytes_accessed, 0.0)
-        memory_s = nbytes / rates.bandwidth(nbytes)
-        kernels.append((op.name, n * sum(w.flops for w in work), n * nbytes, n * compute_s,
-                        launches, network.get(op.name, 0.0), n * memory_s))
-    mem = analysis.memory
-    paging = sum(rates.first_touch(b or 0) for b in (mem.temp_bytes, mem.output_bytes))
+    kernels = [price_op(op, rates, factor, network.get(op.name, 0.0)) for op in analysis.ops]
+    paging = paging_s(rates, analysis.memory)
     if paging > 0:
-        kernels.append((FIRST_TOUCH, 0.0, 0.0, 0.0, 0, 0.0, paging))
+        kernels.append(KernelCost(FIRST_TOUCH, 0.0, 0.0, 0.0, 0, 0.0, paging))
     overhead = peaks.kernel_overhead_s
     if overhead is None:
         overhead = GPU_LAUNCH_OVERHEAD_S if analysis.backend == "gpu" else 0.0
-    return roofline(kernels, peaks, dtype=dtype, launch_overhead_s=overhead)
+    return dataclasses.replace(roofline(kernels, peaks, dtype=dtype, launch_overhead_s=overhead),
+                               program_factor=factor)

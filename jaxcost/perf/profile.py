@@ -246,8 +246,9 @@ def profile_compiled(analysis, run, *, steps: int = 5, name: str | None = None, 
         for path, w in (_layer_split(op) if op is not None else {"": 1.0}).items():
             layers[path] += w * t
     kernels.sort(key=lambda k: -k.measured_s)
-    concurrent = busy - sum(per_kernel.values())  # <= 0: overlapping kernels counted once
-    gaps = step - busy
+    # <= 0: overlapping kernels counted once (a rounding excess of the union is no overlap)
+    concurrent = min(busy - sum(per_kernel.values()), 0.0)
+    gaps = step - sum(per_kernel.values()) - concurrent
     kernels += [KernelTime(CONCURRENT, concurrent, concurrent / step if step else 0.0),
                 KernelTime(GAPS, gaps, gaps / step if step else 0.0)]
     layers[CONCURRENT] = concurrent

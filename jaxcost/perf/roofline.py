@@ -47,6 +47,7 @@ class Roofline(Shown):
     dtype: str
     launch_overhead_s: float = 0.0
     device_kind: str = ""
+    program_factor: float = 1.0  # kernels' times scaled by it (jaxcost.perf.programs)
 
     def __repr__(self) -> str:
         bound = sum(p.bound == "memory" for p in self.points)
@@ -58,9 +59,10 @@ class Roofline(Shown):
 
         from jaxcost.report.format import secs, si
 
+        factor = f", in-program factor {self.program_factor:.2f}" if self.program_factor != 1.0 else ""
         t = Table(title=f"Roofline ({self.device_kind}, {self.dtype}): predicted {secs(self.predicted_s)}, "
                         f"{len(self.points)} kernels; peak {si(self.peak_flops_per_s, 'FLOP/s')}, "
-                        f"{si(self.bandwidth_bytes_per_s, 'B/s')}, ridge {self.ridge_intensity:.1f} flop/B")
+                        f"{si(self.bandwidth_bytes_per_s, 'B/s')}, ridge {self.ridge_intensity:.1f} flop/B{factor}")
         for col in ("kernel", "flops", "bytes", "flop/B", "predicted", "share", "bound"):
             t.add_column(col, justify="left" if col in ("kernel", "bound") else "right", no_wrap=True)
         for p in sorted(self.points, key=lambda p: -p.time_s)[:top]:

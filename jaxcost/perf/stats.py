@@ -83,3 +83,19 @@ def time_runs(fn, repeats: int, budget_s: float = 0.0, max_repeats: int = 200, w
 def best_time(fn, repeats: int, budget_s: float = 0.0, max_repeats: int = 200) -> float:
     """The fastest of :func:`time_runs`: the least noisy estimate of a kernel's time."""
     return min(time_runs(fn, repeats, budget_s, max_repeats))
+
+
+def median_over_passes(fns, passes: int, repeats: int, budget_s: float, long_s: float) -> list[float]:
+    """Each of ``fns``' median run, the lowest over ``passes`` passes through all of them (so
+    that a busy moment of the machine does not spoil one's every run). In the first pass each
+    gets a warm-up run, timed; one slower than ``long_s`` is then run once in each pass, the
+    others :func:`time_runs` (``repeats``, ``budget_s``)."""
+    best = [math.inf] * len(fns)
+    for p in range(passes):
+        for i, fn in enumerate(fns):
+            if p == 0:
+                best[i] = time_runs(fn, 1, warmup=False)[0]
+            runs = time_runs(fn, 1 if best[i] > long_s else repeats, budget_s, warmup=False)
+            median = _quantile(sorted(runs), 0.5)
+            best[i] = median if p == 0 else min(best[i], median)
+    return best

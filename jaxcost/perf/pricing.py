@@ -1,0 +1,59 @@
+"""Each kernel of a compiled program priced on its own: the time the calibration says it takes.
+
+A top-level op of the optimized module is one kernel (a while loop: its body's kernels, each
+trip). Its compute time is its convolutions' and dots' flops at the rate this device reaches
+on their class, size and kind of kernel (:class:`jaxcost.perf.rates.Rates`), the rest at the
+peak; its memory time its bytes at the bandwidth an elementwise kernel of that size reaches::
+
+    compute_s = n * sum(flops_w / rate(class_w, features_w, impl_w))     over its Work items
+    memory_s  = n * bytes / bandwidth(bytes)                             n = loop trips (else 1)
+
+both scaled by the device's in-program factor (:mod:`jaxcost.perf.programs`: kernels inside a
+program run slower than alone, on cold caches). The roofline (:mod:`jaxcost.perf.roofline`)
+takes the longer of the two, plus a fixed cost per launch.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from jaxcost.compiler.loops import trip_count
+from jaxcost.perf.kernels import NO_KERNEL, class_work
+from jaxcost.perf.rates import Rates
+
+
+class KernelCost(NamedTuple):
+    """One op priced: the tuple :func:`jaxcost.perf.roofline.roofline` takes."""
+
+    name: str
+    flops: float
+    bytes: float
+    compute_s: float
+    launches: int
+    network_s: float
+    memory_s: float
+
+
+def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> KernelCost:
+    """``op`` (a :class:`jaxcost.compiler.ops.Op`) priced as in the module docstring. XLA
+    prices a while loop's body once: it runs trip-count times (XLA's ``known_trip_count``;
+    unknown: once, as XLA counts it), each kernel of the body launched each time."""
+    work = class_work(op)
+    compute_s = sum(w.flops / rates.flops_per_s(w.cls, w.features, w.impl) for w in work)
+    n, launches = 1, 1
+    if op.opcode == "while" and op.instruction is not None:
+        n = trip_count(op.instruction)
+        n = 1 if n is None else n
+        body = op.instruction.called_by("body")
+        launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
+    nbytes = max(op.bytes_accessed, 0.0)
+    memory_s = nbytes / rates.bandwidth(nbytes)
+    return KernelCost(op.name, n * sum(w.flops for w in work), n * nbytes, factor * n * compute_s, launches,
+                      network_s, factor * n * memory_s)
+
+
+def paging_s(rates: Rates, memory) -> float:
+    """Seconds to page in the buffers a program allocates afresh on every call, its
+    temporaries and outputs (``memory``: a :class:`jaxcost.compiler.totals.MemoryStats`), at
+    the cost the calibration measured per allocation size."""
+    return sum(rates.first_touch(b or 0) for b in (memory.temp_bytes, memory.output_bytes))
