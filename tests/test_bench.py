@@ -295,7 +295,7 @@ def test_calibration_kernels_are_synthetic_and_spread():
     assert {x[1] for _, _, x, _ in depthwise} >= {3, 5, 56}  # from maps smaller than the window up
     # windows larger than the map (XLA's own emitter on CPU): the spread picks and as many more
     assert sum(x[1] < w[0] for _, _, x, w in depthwise) >= SMALL_MAP_KERNELS["depthwise"]
-    assert len(set((x, w) for _, _, x, w in depthwise)) == len(depthwise)
+    assert len({(x, w) for _, _, x, w in depthwise}) == len(depthwise)
     # max-pools of every window CNNs use
     pools = [k for k in kernels if k[0] == "window"]
     assert {(p.keywords["k"], p.keywords["stride"]) for _, p, _, _ in pools} == {(2, 2), (3, 1), (3, 2)}

@@ -47,7 +47,7 @@ def test_synthetic_programs_are_reproducible_and_of_both_kinds():
         if x.ndim == 4:  # dense convs keep to the calibration grid's channels: >= 32, multiples of 8
             channels = x.shape[-1]
             for w, _ in params[:-1]:
-                k, _, per_group, co = w.shape
+                _, _, per_group, co = w.shape
                 if per_group == channels:  # one group
                     assert co >= 32 and co % 8 == 0, (seed, w.shape)
                 channels = co
