@@ -129,13 +129,19 @@ def test_first_touch_interpolates_the_paging_cost_per_byte():
     assert first_touch_seconds(64 * MB, []) == 0.0  # no fault rows: an allocator that keeps its memory
 
 
-def test_program_roofline_charges_the_paging_of_fresh_buffers_once():
+def _two_matmuls():
+    """Two matmuls with a 16 MB intermediate, analyzed."""
+
     def two_matmuls(x, w, v):
         return jnp.maximum(x @ w, 0.0) @ v
 
     args = (jax.ShapeDtypeStruct((1024, 256), jnp.float32), jax.ShapeDtypeStruct((256, 4096), jnp.float32),
             jax.ShapeDtypeStruct((4096, 8), jnp.float32))
-    a = jaxcost.analyze(two_matmuls, *args, theory=False)
+    return jaxcost.analyze(two_matmuls, *args, theory=False)
+
+
+def test_program_roofline_charges_the_paging_of_fresh_buffers_once():
+    a = _two_matmuls()
     assert a.memory.temp_bytes >= 16 * MB  # the 1024 x 4096 intermediate
     peaks = DevicePeaks("toy", "cpu", {"float32": 1e11}, 1e10, "measured", "", {}, 1e-6, FAULTS)
     r = jaxcost.program_roofline(a, peaks)
@@ -220,12 +226,7 @@ def test_class_work_prices_a_max_pool_as_a_window():
 
 
 def test_the_in_program_factor_scales_kernels_not_fixed_costs():
-    def two_matmuls(x, w, v):
-        return jnp.maximum(x @ w, 0.0) @ v
-
-    args = (jax.ShapeDtypeStruct((1024, 256), jnp.float32), jax.ShapeDtypeStruct((256, 4096), jnp.float32),
-            jax.ShapeDtypeStruct((4096, 8), jnp.float32))
-    a = jaxcost.analyze(two_matmuls, *args, theory=False)
+    a = _two_matmuls()
     one = DevicePeaks("toy", "cpu", {"float32": 1e11}, 1e10, "measured", "", {}, 1e-6, FAULTS)
     two = DevicePeaks("toy", "cpu", {"float32": 1e11}, 1e10, "measured", "", {}, 1e-6, FAULTS, program_factor=2.0)
     r1, r2 = (jaxcost.program_roofline(a, p) for p in (one, two))
