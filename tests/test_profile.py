@@ -43,6 +43,25 @@ def test_kernels_add_up_to_the_step_and_map_to_priced_ops(prof):
     assert "where the time goes" in p.summary(print_=False)
 
 
+def test_a_kernel_running_a_chain_of_convs_carries_the_pricing_caveat():
+    from jaxcost.perf.kernels import chained_matmuls
+
+    def chain(w1, w2, x):  # the spatial sum makes XLA:CPU run both convs as one kernel
+        for w in (w1, w2):
+            x = jax.nn.relu(jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                         dimension_numbers=("NHWC", "HWIO", "NHWC")))
+        return x.sum((1, 2))
+
+    w = jax.ShapeDtypeStruct((3, 3, 128, 128), jnp.float32)
+    x = jax.ShapeDtypeStruct((1, 7, 7, 128), jnp.float32)
+    a = jaxcost.analyze(chain, w, w, x, theory=False)
+    p = jaxcost.profile(chain, w, w, x, steps=2, analysis=a)
+    chained = {op.name for op in a.ops if op.instruction is not None and chained_matmuls(op.instruction)}
+    assert len(chained) == 1
+    assert {k.name for k in p.kernels if k.note} == chained
+    assert "2 matmuls chained in one kernel" in p.summary(print_=False)
+
+
 def test_trace_events_are_filtered_by_module_and_named_by_hlo_op():
     events = [
         {"ph": "X", "name": "ynn_fusion.1", "ts": 0, "dur": 5, "args": {"hlo_module": "jit_f", "hlo_op": "ynn_fusion.1"}},

@@ -170,3 +170,82 @@ def test_program_roofline_runs_loop_bodies_trip_count_times():
     assert point.bytes == 10 * loop.bytes_accessed
     assert point.time_s == pytest.approx(
         10 * max((loop.flops + loop.transcendentals) / 100e9, loop.bytes_accessed / 10e9) + 10 * kernels * 1e-6)
+
+
+CHAIN_HLO = """HloModule m
+
+%chain (p0: f32[1,7,7,64], p1: f32[3,3,64,64], p2: f32[3,3,64,64], p3: f32[1,1,64,64]) -> f32[1,64] {
+  %p0 = f32[1,7,7,64]{3,2,1,0} parameter(0)
+  %p1 = f32[3,3,64,64]{3,2,1,0} parameter(1)
+  %p2 = f32[3,3,64,64]{3,2,1,0} parameter(2)
+  %p3 = f32[1,1,64,64]{3,2,1,0} parameter(3)
+  %a = f32[1,7,7,64]{3,2,1,0} convolution(%p0, %p1), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f
+  %side = f32[1,7,7,64]{3,2,1,0} convolution(%p0, %p3), window={size=1x1}, dim_labels=b01f_01io->b01f
+  %z = f32[] constant(0)
+  %zb = f32[1,7,7,64]{3,2,1,0} broadcast(%z), dimensions={}
+  %r = f32[1,7,7,64]{3,2,1,0} maximum(%a, %zb)
+  %b = f32[1,7,7,64]{3,2,1,0} convolution(%r, %p2), window={size=3x3 pad=1_1x1_1}, dim_labels=b01f_01io->b01f
+  %s = f32[1,7,7,64]{3,2,1,0} add(%b, %side)
+  ROOT %m = f32[1,64]{1,0} reduce(%s, %z), dimensions={1,2}, to_apply=%sum
+}
+
+%sum (x: f32[], y: f32[]) -> f32[] {
+  %x = f32[] parameter(0)
+  %y = f32[] parameter(1)
+  ROOT %add = f32[] add(%x, %y)
+}
+
+ENTRY e {
+  %x = f32[1,7,7,64]{3,2,1,0} parameter(0)
+  %w1 = f32[3,3,64,64]{3,2,1,0} parameter(1)
+  %w2 = f32[3,3,64,64]{3,2,1,0} parameter(2)
+  %w3 = f32[1,1,64,64]{3,2,1,0} parameter(3)
+  ROOT %f = f32[1,64]{1,0} fusion(%x, %w1, %w2, %w3), kind=kCustom, calls=%chain
+}
+"""
+
+
+def test_chained_matmuls_counts_matmuls_fed_by_another_in_the_kernel():
+    from jaxcost.compiler.hlo import parse_module
+    from jaxcost.perf.kernels import chained_matmuls
+
+    entry = parse_module(CHAIN_HLO).entry
+    fusion = next(i for i in entry.instructions if i.opcode == "fusion")
+    # b takes a's output through the ReLU; the 1x1 side conv reads the input: one of three is chained
+    assert chained_matmuls(fusion) == 1
+    assert chained_matmuls(next(i for i in entry.instructions if i.opcode == "parameter")) == 0
+
+
+def test_a_chain_of_convs_in_one_kernel_is_priced_as_its_parts_and_flagged():
+    from jaxcost.perf.pricing import CHAIN_NOTE
+
+    def chain(ws, x):
+        for w in ws:
+            x = jax.nn.relu(jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                         dimension_numbers=("NHWC", "HWIO", "NHWC")))
+        return x.sum((1, 2))  # the reduction makes XLA:CPU run the three convs as one kernel
+
+    ws = [jax.ShapeDtypeStruct((3, 3, 128, 128), jnp.float32)] * 3  # (smaller convs: three kernels)
+    x = jax.ShapeDtypeStruct((1, 7, 7, 128), jnp.float32)
+    a = jaxcost.analyze(chain, ws, x, theory=False)
+    one = jaxcost.analyze(lambda w, x: chain([w], x), ws[0], x, theory=False)
+    rates = {"conv": 50e9}
+    peaks = DevicePeaks("toy", "cpu", {"float32": 100e9}, 10e9, "measured", "", rates, 0.0)
+    r = jaxcost.program_roofline(a, peaks)
+    (fused,) = [op for op in a.ops if class_flops(op).get("conv")]
+    (point,) = [p for p in r.points if p.name == fused.name]
+    assert class_flops(fused)["conv"] == 3 * sum(class_flops(op).get("conv", 0) for op in one.ops)
+    assert point.note == CHAIN_NOTE.format(n=3)
+    assert r.notes == {fused.name: point.note}
+    assert point.time_s == pytest.approx(max(class_flops(fused)["conv"] / 50e9 + class_flops(fused).get("other", 0) / 100e9,
+                                             fused.bytes_accessed / 10e9), rel=1e-12)
+    assert "1 with caveats" in repr(r)
+    text = r.summary(print_=False)
+    assert f"{fused.name} *" in text and "3 matmuls chained in one kernel" in text
+
+
+def test_footnotes_name_each_note_once():
+    from jaxcost.report.format import footnotes
+
+    notes = {f"k{i}": "slow" for i in range(6)} | {"x": "other"}
+    assert footnotes(notes, shown=2) == "* k0, k1 and 4 more: slow\n* x: other"

@@ -41,6 +41,7 @@ NO_KERNEL = frozenset({"parameter", "constant", "get-tuple-element", "tuple", "b
 CALLS_KERNELS = frozenset({"fusion", "while", "call", "conditional", "async-start"})
 # Instructions priced by a class of their own (the rest of an op's work is ``other``).
 CLASSED = frozenset({"convolution", "dot", "reduce-window"})
+MATMULS = frozenset({"convolution", "dot"})
 
 
 def conv_class(inst: Instruction) -> str:
@@ -117,6 +118,30 @@ def leaves(inst: Instruction, kernel: Instruction | None = None):
     for comp in inst.called:
         for sub in comp.instructions:
             yield from leaves(sub, kernel if inst.opcode == "fusion" else sub)
+
+
+def chained_matmuls(inst: Instruction) -> int:
+    """How many convolutions and dots of the fusion ``inst`` take another one's output as an
+    input, directly or through the fusion's elementwise instructions: a chain of ``n`` run as one
+    kernel counts ``n - 1``; side-by-side matmuls on one input count 0.
+
+    XLA:CPU (jax 0.10) hands a whole chain of convs to one YNNPACK kernel when a reduction
+    follows it (a pool, a global mean), and YNNPACK then runs it at other rates than the same
+    convs as separate kernels: up to 4x slower at batch 1 on maps of a few pixels, a little
+    faster on large maps (``benchmarks/chain_fusions.py``); it runs attention's ``q k^T``,
+    softmax and ``p v`` as one kernel from a few images up. Such a kernel is priced
+    as the sum of its matmuls and flagged (:func:`jaxcost.perf.pricing.price_op`)."""
+    if inst.opcode != "fusion":
+        return 0
+    fed: dict[str, bool] = {}  # instruction -> does a matmul's output reach it?
+
+    def reaches(i: Instruction) -> bool:
+        if i.name not in fed:
+            fed[i.name] = False  # guards a cycle; HLO has none
+            fed[i.name] = any(o.opcode in MATMULS or reaches(o) for o in i.operands)
+        return fed[i.name]
+
+    return sum(reaches(leaf) for _, leaf in leaves(inst) if leaf.opcode in MATMULS)
 
 
 class Work(NamedTuple):

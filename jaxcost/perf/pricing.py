@@ -11,6 +11,10 @@ peak; its memory time its bytes at the bandwidth an elementwise kernel of that s
 both scaled by the device's in-program factor (:mod:`jaxcost.perf.programs`: kernels inside a
 program run slower than alone, on cold caches). The roofline (:mod:`jaxcost.perf.roofline`)
 takes the longer of the two, plus a fixed cost per launch.
+
+A kernel that runs a chain of convolutions or dots (one feeding the next) is priced the same
+way, as if each ran alone, and carries a note saying so (:data:`CHAIN_NOTE`): the library that
+runs the chain schedules it in ways the calibration's single kernels do not show.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from jaxcost.compiler.loops import trip_count
-from jaxcost.perf.kernels import NO_KERNEL, class_work
+from jaxcost.perf.kernels import NO_KERNEL, chained_matmuls, class_work
 from jaxcost.perf.rates import Rates
 
 
@@ -32,6 +36,13 @@ class KernelCost(NamedTuple):
     launches: int
     network_s: float
     memory_s: float
+    note: str = ""  # why this price may be off (:data:`CHAIN_NOTE`)
+
+
+# The caveat on a kernel that runs a chain of convolutions or dots (kernels.chained_matmuls).
+CHAIN_NOTE = ("{n} matmuls chained in one kernel (convs, or attention's two products), priced as if each ran "
+              "alone: XLA:CPU's YNNPACK ran conv chains up to 4x slower than apart (maps up to 14x14, 256+ "
+              "channels) and attention 1.6-4x slower than priced (benchmarks/results/chain_fusions.md)")
 
 
 def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> KernelCost:
@@ -48,8 +59,9 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> K
         launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
     nbytes = max(op.bytes_accessed, 0.0)
     memory_s = nbytes / rates.bandwidth(nbytes)
+    chained = chained_matmuls(op.instruction) if op.instruction is not None else 0
     return KernelCost(op.name, n * sum(w.flops for w in work), n * nbytes, factor * n * compute_s, launches,
-                      network_s, factor * n * memory_s)
+                      network_s, factor * n * memory_s, CHAIN_NOTE.format(n=chained + 1) if chained else "")
 
 
 def paging_s(rates: Rates, memory) -> float:

@@ -30,7 +30,7 @@ from collections import defaultdict
 
 import jax
 
-from jaxcost.report.format import secs
+from jaxcost.report.format import footnotes, secs
 from jaxcost.report.show import Shown, console, render_text
 
 GAPS = "(gaps between kernels: runtime, host work, waits)"
@@ -52,6 +52,7 @@ class KernelTime:
     bound: str = ""
     layers: tuple[str, ...] = ()
     calls: int = 1
+    note: str = ""  # a caveat on the prediction (jaxcost.perf.pricing)
 
     @property
     def flops_per_s(self) -> float:
@@ -106,9 +107,12 @@ class Profile(Shown):
                          no_wrap=col != "layers")
         for k in self.kernels[:top]:
             ratio = f"{k.predicted_s / k.measured_s:.2f}" if k.predicted_s and k.measured_s > 0 else ""
-            t.add_row(k.name, secs(k.measured_s), f"{k.share:.1%}", secs(k.predicted_s) if k.predicted_s else "",
+            t.add_row(k.name + (" *" if k.note else ""), secs(k.measured_s), f"{k.share:.1%}", secs(k.predicted_s) if k.predicted_s else "",
                       ratio, k.bound, f"{k.flops_per_s / 1e9:.1f}" if k.flops else "",
                       f"{k.bytes_per_s / 1e9:.1f}" if k.bytes_accessed else "", ", ".join(k.layers[:3]))
+        notes = {k.name: k.note for k in self.kernels[:top] if k.note}
+        if notes:
+            t.caption = footnotes(notes)
         lt = Table(title="Layers")
         for col in ("layer", "measured", "share"):
             lt.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
@@ -242,7 +246,7 @@ def profile_compiled(analysis, run, *, steps: int = 5, name: str | None = None, 
         p = predicted.get(k)
         kernels.append(KernelTime(k, t, t / step if step else 0.0, op.flops if op else 0.0,
                                   max(op.bytes_accessed, 0.0) if op else 0.0, p.time_s if p else None,
-                                  p.bound if p else "", op.layers if op else (), calls[k]))
+                                  p.bound if p else "", op.layers if op else (), calls[k], p.note if p else ""))
         for path, w in (_layer_split(op) if op is not None else {"": 1.0}).items():
             layers[path] += w * t
     kernels.sort(key=lambda k: -k.measured_s)

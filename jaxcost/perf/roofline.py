@@ -35,6 +35,7 @@ class RooflinePoint:
     time_s: float
     intensity: float
     bound: str  # 'compute' | 'memory' | 'collective'
+    note: str = ""  # why the time may be off (a caveat of the pricing)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +52,14 @@ class Roofline(Shown):
 
     def __repr__(self) -> str:
         bound = sum(p.bound == "memory" for p in self.points)
+        noted = f", {len(self.notes)} with caveats" if self.notes else ""
         return (f"Roofline({self.device_kind or '?'}, {self.dtype}, predicted {self.predicted_s:.3e} s, "
-                f"{len(self.points)} kernels, {bound} memory-bound)")
+                f"{len(self.points)} kernels, {bound} memory-bound{noted})")
 
     def __rich__(self, top: int = 15):
         from rich.table import Table
 
-        from jaxcost.report.format import secs, si
+        from jaxcost.report.format import footnotes, secs, si
 
         factor = f", in-program factor {self.program_factor:.2f}" if self.program_factor != 1.0 else ""
         t = Table(title=f"Roofline ({self.device_kind}, {self.dtype}): predicted {secs(self.predicted_s)}, "
@@ -66,9 +68,16 @@ class Roofline(Shown):
         for col in ("kernel", "flops", "bytes", "flop/B", "predicted", "share", "bound"):
             t.add_column(col, justify="left" if col in ("kernel", "bound") else "right", no_wrap=True)
         for p in sorted(self.points, key=lambda p: -p.time_s)[:top]:
-            t.add_row(p.name, si(p.flops), si(p.bytes, "B"), f"{p.intensity:.1f}", secs(p.time_s),
-                      f"{p.time_s / self.predicted_s:.1%}" if self.predicted_s else "-", p.bound)
+            t.add_row(p.name + (" *" if p.note else ""), si(p.flops), si(p.bytes, "B"), f"{p.intensity:.1f}",
+                      secs(p.time_s), f"{p.time_s / self.predicted_s:.1%}" if self.predicted_s else "-", p.bound)
+        if self.notes:
+            t.caption = footnotes(self.notes)
         return t
+
+    @property
+    def notes(self) -> dict[str, str]:
+        """Kernels whose predicted time carries a caveat, and the caveat."""
+        return {p.name: p.note for p in self.points if p.note}
 
     @property
     def total_flops(self) -> float:
@@ -82,10 +91,10 @@ class Roofline(Shown):
 def roofline(kernels: Iterable[tuple], peaks: DevicePeaks,
              dtype: str = "float32", launch_overhead_s: float = 0.0) -> Roofline:
     """Predict per-kernel and total time of ``(name, flops, bytes)`` kernels, or of
-    ``(name, flops, bytes, compute_s[, launches[, network_s[, memory_s]]])`` kernels whose
-    compute time (and launch count, interconnect time of a collective, memory time at the
-    bandwidth a kernel of its size reaches) is known: each kernel takes the longest of its
-    compute, memory and network times."""
+    ``(name, flops, bytes, compute_s[, launches[, network_s[, memory_s[, note]]]])`` kernels
+    whose compute time (and launch count, interconnect time of a collective, memory time at
+    the bandwidth a kernel of its size reaches, a caveat on its price) is known: each kernel
+    takes the longest of its compute, memory and network times."""
     peak = peaks.peak_flops(dtype)
     bw = peaks.bandwidth_bytes_per_s
     if peak <= 0 or bw <= 0:
@@ -96,12 +105,13 @@ def roofline(kernels: Iterable[tuple], peaks: DevicePeaks,
         launches = extra[1] if len(extra) > 1 else 1
         t_n = extra[2] if len(extra) > 2 else 0.0
         t_m = extra[3] if len(extra) > 3 else nbytes / bw
+        note = extra[4] if len(extra) > 4 else ""
         bound = "collective" if t_n > max(t_c, t_m) else "compute" if t_c >= t_m else "memory"
         points.append(RooflinePoint(
             name=name, flops=float(flops), bytes=float(nbytes),
             time_s=max(t_c, t_m, t_n) + launches * launch_overhead_s,
             intensity=flops / nbytes if nbytes else float("inf"),
-            bound=bound,
+            bound=bound, note=note,
         ))
     return Roofline(
         points=tuple(points), peak_flops_per_s=peak, bandwidth_bytes_per_s=bw,

@@ -38,3 +38,16 @@ CONVENTIONS = (
 # The basis of every figure of an Analysis (report header, JSON).
 BASIS = ("one call of the compiled program, per device; XLA's totals count loop bodies once, "
          "'corrected' and 'theory' count them trip-count times")
+
+
+def footnotes(notes: dict[str, str], shown: int = 4) -> str:
+    """Table footnotes: ``* a, b, c: note`` once per distinct note (the first ``shown`` names
+    it applies to, then how many more)."""
+    by: dict[str, list[str]] = {}
+    for name, note in notes.items():
+        by.setdefault(note, []).append(name)
+    lines = []
+    for note, names in by.items():
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        lines.append(f"* {', '.join(names[:shown])}{more}: {note}")
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import math
 
-from jaxcost.report.format import BASIS, CONVENTIONS, secs, si
+from jaxcost.report.format import BASIS, CONVENTIONS, footnotes, secs, si
 from jaxcost.report.tree import layer_tree
 
 _CSS = """
@@ -265,7 +265,7 @@ def _roofline_svg(a) -> str:
         color = {"compute": "#4c78a8", "memory": "#f58518", "collective": "#e45756"}[p.bound]
         out.append(f'<circle cx="{px(math.log10(p.intensity)):.1f}" cy="{py(math.log10(p.flops / p.time_s)):.1f}" '
                    f'r="{r:.1f}" fill="{color}" fill-opacity="0.55"><title>{_e(p.name)}: {si(p.flops)} flops, '
-                   f"{si(p.bytes, 'B')}, {secs(p.time_s)} ({p.bound})</title></circle>")
+                   f"{si(p.bytes, 'B')}, {secs(p.time_s)} ({p.bound}){' *' if p.note else ''}</title></circle>")
     for d in range(math.ceil(x0), math.floor(x1) + 1):
         out.append(f'<text x="{px(d):.1f}" y="{h - pad + 14}" text-anchor="middle">1e{d}</text>')
     for d in range(math.ceil(y0), math.floor(y1) + 1):
@@ -273,9 +273,10 @@ def _roofline_svg(a) -> str:
     out.append(f'<text x="{w / 2}" y="{h - 8}" text-anchor="middle">arithmetic intensity (flop / byte)</text>'
                f'<text x="12" y="{h / 2}" transform="rotate(-90 12 {h / 2})" text-anchor="middle">FLOP/s '
                "(predicted)</text></svg>")
+    notes = "".join(f'<div class="warn">{_e(line)}</div>' for line in footnotes(roof.notes).splitlines())
     return (f"<h2>Roofline ({_e(roof.device_kind)}: predicted {secs(roof.predicted_s)})</h2>"
             f'<div class="meta">each compiled kernel at its predicted rate; area: its share of the predicted time; '
-            f"blue compute-bound, orange memory-bound, red collective</div>{''.join(out)}")
+            f"blue compute-bound, orange memory-bound, red collective</div>{''.join(out)}{notes}")
 
 
 def _warnings(a) -> str:
