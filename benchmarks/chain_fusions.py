@@ -12,7 +12,8 @@ the chain costs or saves; ``predicted / fused`` is how far jaxcost's price of th
 from its time. Both are the median of timed runs (jaxcost.benchmark) on this machine, with the
 peaks cached by ``jaxcost peaks``. Attention (``softmax(q k^T) v``, batched over images and
 heads) is one kernel on XLA:CPU from a few images up; it has no separate form to compare with,
-only jaxcost's price. Writes benchmarks/results/chain_fusions.json and .md.
+only jaxcost's price: the attention class's rate (``jaxcost.perf.calibrate.ATTENTION_GRID``, whose
+token counts are not these), held out. Writes benchmarks/results/chain_fusions.json and .md.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def markdown(rows, attn) -> str:
              ("Each chain timed as one kernel (`fused`: a spatial sum follows it, so XLA:CPU fuses it into one "
               "YNNPACK kernel) and as separate kernels (`separate`: the same chain alone). Median runs. "
               "`predicted`: `jaxcost.program_roofline` of the fused program (its convs priced as separate kernels, "
-              "flagged)."), "",
+              "flagged; attention at the rate of its own calibrated class)."), "",
              f"Fused over separate: {min(ratios):.2f}x to {max(ratios):.2f}x, median {statistics.median(ratios):.2f}x "
              f"over {len(ratios)} chains; {len(slow)} ran over 1.25x slower fused: "
              + ", ".join(f"b{r['batch']} {r['side']}x{r['side']}x{r['channels']} {r['windows']}" for r in slow) + ".",

@@ -134,8 +134,8 @@ def markdown(peaks, rows, classes, machine) -> str:
     factor = ProgramFactor.fit(peaks.program_rows)
     lines = [f"# Held-out latency prediction ({machine})", "",
              (f"Calibration: `jaxcost peaks` on this machine, {len(peaks.kernel_table)} synthetic kernels "
-              "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, MEMORY_SIZES, FAULT_SIZES) and the rate "
-              f"model fitted to them; {len(peaks.program_rows)} synthetic programs (jaxcost.perf.programs) timed "
+              "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, ATTENTION_GRID, MEMORY_SIZES, FAULT_SIZES) "
+              f"and the rate model fitted to them; {len(peaks.program_rows)} synthetic programs (jaxcost.perf.programs) timed "
               f"in the same passes give the in-program factor: {factor!r}. No model below was used to "
               "calibrate. Measured: the median run (the lowest of the passes' medians; the calibration kernels "
               "are timed the same way); the fastest run beside it. Predicted: `jaxcost.program_roofline`, "

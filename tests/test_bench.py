@@ -232,7 +232,7 @@ def test_sweep_takes_modules():
 def test_measure_peaks_tiny():
     p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
     assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0
-    assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise", "dot", "window"}
+    assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise", "dot", "window", "attention"}
     assert {r[0] for r in p.kernel_table} == {*p.kernel_flops_per_s, "memory", "fault"}  # memory rows: bytes/s
     assert all(r[4] == pytest.approx(r[5] / r[6]) for r in p.kernel_table if r[0] != "fault")
     assert all(r[6] >= 0 for r in p.kernel_table if r[0] == "fault")  # paging-in seconds
@@ -273,6 +273,7 @@ def test_progress_is_silent_when_not_on_a_terminal(capsys):
 
 def test_calibration_kernels_are_synthetic_and_spread():
     from jaxcost.perf.calibrate import (
+        ATTENTION_GRID,
         CONV_GRID,
         KERNELS_PER_CLASS,
         LARGE_FLOPS,
@@ -281,6 +282,7 @@ def test_calibration_kernels_are_synthetic_and_spread():
         MEMORY_SIZES,
         MIN_FLOPS,
         SMALL_MAP_KERNELS,
+        _attention_flops,
         _conv_flops,
         calibration_kernels,
         spread_subset,
@@ -289,7 +291,7 @@ def test_calibration_kernels_are_synthetic_and_spread():
     kernels = calibration_kernels()
     assert len(kernels) == (sum(KERNELS_PER_CLASS.values()) + sum(LARGE_KERNELS.values())
                             + sum(SMALL_MAP_KERNELS.values()) + len(MEMORY_SIZES))
-    assert {k[0] for k in kernels} == {*CONV_GRID, "dot", "window", "memory"}
+    assert {k[0] for k in kernels} == {*CONV_GRID, "dot", "window", "attention", "memory"}
     depthwise = [k for k in kernels if k[0] == "depthwise"]
     assert {w[0] for _, _, _, w in depthwise} == {3, 5, 7}  # kernel sizes are a dimension of the grid
     assert {x[1] for _, _, x, _ in depthwise} >= {3, 5, 56}  # from maps smaller than the window up
@@ -299,6 +301,11 @@ def test_calibration_kernels_are_synthetic_and_spread():
     # max-pools of every window CNNs use
     pools = [k for k in kernels if k[0] == "window"]
     assert {(p.keywords["k"], p.keywords["stride"]) for _, p, _, _ in pools} == {(2, 2), (3, 1), (3, 2)}
+    # attention over as many sequences and tokens as the grid spans, q and (k, v) of one shape
+    attention = [k for k in kernels if k[0] == "attention"]
+    assert all(x in ATTENTION_GRID and w == (2, *x) for _, _, x, w in attention)
+    assert all(MIN_FLOPS <= _attention_flops(*x) <= MAX_FLOPS["attention"] for _, _, x, _ in attention)
+    assert len({x[1] for _, _, x, _ in attention}) >= 4 and len({x[0] * x[2] for _, _, x, _ in attention}) >= 6
     large = {}
     for cls, _, (b, hw, _, cin), (k, _, ci, cout) in (k for k in kernels if k[0] in CONV_GRID):
         groups = cin // ci

@@ -225,6 +225,33 @@ def test_class_work_prices_a_max_pool_as_a_window():
     assert sum(w.flops for w in work) == sum(op.flops for op in a.ops)  # nothing left over or twice
 
 
+def test_attention_in_one_kernel_is_priced_as_its_own_class():
+    from jaxcost.perf.calibrate import _attention, _attention_flops, _prepare
+    from jaxcost.perf.kernels import class_work, is_attention
+    from jaxcost.perf.pricing import price_op
+    from jaxcost.perf.rates import Rates
+
+    q = jax.ShapeDtypeStruct((16, 64, 6, 32), jnp.float32)  # 96 sequences of 64 tokens
+    a = jaxcost.analyze(_attention, q, jax.ShapeDtypeStruct((2, 16, 64, 6, 32), jnp.float32), theory=False)
+    (op,) = [op for op in a.ops if op.instruction is not None and is_attention(op.instruction)]
+    work = class_work(op)
+    assert work[0] == ("attention", 2 * 2 * 64 * 32 * 64 * 96, (64, 32, 64, 1, 96, 64), "fusion:__ynn_fusion")
+    assert [w.cls for w in work[1:]] == ["other"]  # the softmax
+    assert sum(w.flops for w in work) == op.flops + op.transcendentals
+    # priced at the rate of its calibration neighbours (here an exact match), with no chain caveat
+    row = ["attention", 64, 32, 64, 2e10, 0, 0, 1, 96, "fusion:__ynn_fusion", 64]
+    rates = Rates([row], [], {}, 1e11, 1e10)
+    cost = price_op(op, rates)
+    assert cost.compute_s == pytest.approx(work[0].flops / 2e10 + work[1].flops / 1e11, rel=1e-12)
+    assert cost.note == ""
+    # calibration: a kernel XLA fuses into one is a row of its two dots' flops; one it does not, none
+    device = jax.devices("cpu")[0]
+    _, fused = _prepare("attention", _attention, (16, 64, 6, 32), (2, 16, 64, 6, 32), device)
+    assert fused[:4] == ["attention", 64, 32, 64] and fused[5] == _attention_flops(16, 64, 6, 32)
+    assert fused[7:] == [1, 96, "fusion:__ynn_fusion", 64]
+    assert _prepare("attention", _attention, (8, 36, 6, 64), (2, 8, 36, 6, 64), device) is None
+
+
 def test_the_in_program_factor_scales_kernels_not_fixed_costs():
     a = _two_matmuls()
     one = DevicePeaks("toy", "cpu", {"float32": 1e11}, 1e10, "measured", "", {}, 1e-6, FAULTS)

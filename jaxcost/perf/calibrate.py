@@ -21,6 +21,8 @@ Table rows: ``[class, M, K, N, rate, work, seconds, taps, groups, impl, pixels]`
 
     conv, conv1x1, grouped, depthwise, dot,  rate in FLOP/s, work = XLA flops,
     window                                   M, K, N, taps, groups, pixels = kernel_features
+    attention                                rate in FLOP/s of its two dots, work = their flops,
+                                             M, K, N, ... = kernel_features of q k^T
     memory                                   an elementwise kernel: rate in bytes/s,
                                              M = work = bytes read and written
     fault                                    paging in a fresh allocation of M bytes:
@@ -42,12 +44,12 @@ import numpy as np
 
 from jaxcost.compiler.hlo import parse_module
 from jaxcost.compiler.totals import CostTotals
-from jaxcost.perf.kernels import CLASSED, NO_KERNEL, kernel_features, kernel_impl, leaves
+from jaxcost.perf.kernels import CLASSED, NO_KERNEL, is_attention, kernel_features, kernel_impl, leaves
 from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 8  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs
+CALIBRATION_VERSION = 9  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
@@ -71,10 +73,17 @@ DOT_GRID = [(b, m, k, n) for b in (1, 12, 96) for m in (1, 8, 64, 512, 4096) for
 # windows CNNs use (2x2 stride 2, 3x3 stride 1 and 2).
 POOL_GRID = [(b, hw, c, k, s) for b in _BATCHES for hw in (7, 14, 28, 56, 112) for c in (16, 64, 256, 1024)
              for k, s in ((2, 2), (3, 1), (3, 2))]
-KERNELS_PER_CLASS = {"conv": 32, "conv1x1": 28, "grouped": 38, "depthwise": 32, "dot": 32, "window": 18}
+# Attention grid entries: (batch, tokens, heads, head dim): ``softmax(q k^T) v`` over ``batch x
+# heads`` sequences. Picked kernels that XLA:CPU does not compile into one kernel (about a third
+# of this grid: the fewer and shorter sequences) are dropped.
+ATTENTION_GRID = [(b, t, h, d) for b in (4, 8, 16, 32) for t in (36, 64, 100, 144, 256) for h in (4, 6, 16)
+                  for d in (32, 64)]
+KERNELS_PER_CLASS = {"conv": 32, "conv1x1": 28, "grouped": 38, "depthwise": 32, "dot": 32, "window": 18,
+                     "attention": 14}
 # Largest calibration kernel per class, in flops: ~20-50 ms on a 2-core CPU at the class's rate
 # (depthwise and grouped convs run 100x and 10x below a dense one's).
-MAX_FLOPS = {"conv": 6e9, "conv1x1": 4e9, "dot": 4e9, "grouped": 2e8, "depthwise": 3e7, "window": 5e7}
+MAX_FLOPS = {"conv": 6e9, "conv1x1": 4e9, "dot": 4e9, "grouped": 2e8, "depthwise": 3e7, "window": 5e7,
+             "attention": 3e8}
 MIN_FLOPS = 1e5
 # A few large kernels per class, between MAX_FLOPS and these (50-150 ms: maps that spill the
 # caches), timed fewer times (:data:`LONG_S`).
@@ -106,6 +115,16 @@ def _pool(x, w, k, stride):
 
 def _pool_flops(b, hw, c, k, s) -> float:
     return b * math.ceil(hw / s) ** 2 * c * (k * k - 1)
+
+
+def _attention(x, w):
+    """``softmax(q k^T) v`` of ``q = x`` and ``k, v = w`` (tokens x heads x head dim per image)."""
+    scores = jnp.einsum("bqhd,bkhd->bhqk", x, w[0])
+    return jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(scores, axis=-1), w[1])
+
+
+def _attention_flops(b, t, h, d) -> float:
+    return 4.0 * b * h * t * t * d  # two products of 2 t^2 d flops per sequence
 
 
 def _elementwise(x, w):
@@ -157,7 +176,8 @@ def calibration_kernels() -> list[tuple]:
     :data:`MIN_FLOPS` and the class's :data:`MAX_FLOPS` and :data:`LARGE_KERNELS` up to its
     :data:`LARGE_FLOPS`, spread over the grid by :func:`spread_subset`, and
     :data:`SMALL_MAP_KERNELS` more whose window is larger than their map; max-pools of
-    :data:`POOL_GRID` alike; then the ``memory`` kernels (:data:`MEMORY_SIZES`)."""
+    :data:`POOL_GRID` and attention of :data:`ATTENTION_GRID` alike; then the ``memory``
+    kernels (:data:`MEMORY_SIZES`)."""
     kernels = []
     for cls, grid in CONV_GRID.items():
         small = [p for p in grid if MIN_FLOPS <= _conv_flops(*p) <= MAX_FLOPS[cls]]
@@ -174,6 +194,9 @@ def calibration_kernels() -> list[tuple]:
     pools = [p for p in POOL_GRID if MIN_FLOPS <= _pool_flops(*p) <= MAX_FLOPS["window"]]
     for b, hw, c, k, s in spread_subset(pools, KERNELS_PER_CLASS["window"]):
         kernels.append(("window", functools.partial(_pool, k=k, stride=s), (b, hw, hw, c), (2,)))
+    attention = [p for p in ATTENTION_GRID if MIN_FLOPS <= _attention_flops(*p) <= MAX_FLOPS["attention"]]
+    for b, t, h, d in spread_subset(attention, KERNELS_PER_CLASS["attention"]):
+        kernels.append(("attention", _attention, (b, t, h, d), (2, b, t, h, d)))
     kernels += [("memory", _elementwise, (n,), (2,)) for n in MEMORY_SIZES]
     return kernels
 
@@ -204,8 +227,9 @@ def call_overhead(device: jax.Device) -> float:
     return statistics.median(time_runs(in_place(lambda x, w: x + w, one, one)[0], 20, BUDGET_S))
 
 
-def _prepare(cls, fn, xs, ws, device) -> tuple:
-    """``(run, row)``: the kernel compiled to run in place, and its table row but for the time."""
+def _prepare(cls, fn, xs, ws, device) -> tuple | None:
+    """``(run, row)``: the kernel compiled to run in place, and its table row but for the time;
+    None for an attention kernel that XLA did not compile into one kernel."""
     x, w = _inputs(xs, ws, device)
     run, compiled = in_place(fn, x, w)
     if cls == "memory":  # the rate of a memory-bound kernel is its bytes per second
@@ -214,6 +238,10 @@ def _prepare(cls, fn, xs, ws, device) -> tuple:
     flops = CostTotals.from_xla(compiled.cost_analysis()).flops or 0.0
     entry = parse_module(compiled.as_text()).entry
     kernel, leaf = next((k, i) for e in entry.instructions for k, i in leaves(e) if i.opcode in CLASSED)
+    if cls == "attention":  # sized by its first dot; its work is its two dots' (kernels.class_work)
+        if not is_attention(kernel):
+            return None
+        flops = _attention_flops(*xs)
     m, k, n, taps, groups, pixels = kernel_features(leaf)
     return run, [cls, m, k, n, None, flops, None, taps, groups, kernel_impl(kernel), pixels]
 
@@ -248,7 +276,7 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
         return _prepare(cls, fn, xs, ws, device)
 
     with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:  # XLA compiles without the GIL
-        prepared = list(pool.map(prepare, calibration_kernels()))
+        prepared = [p for p in pool.map(prepare, calibration_kernels()) if p is not None]
     # the alongside callables spread evenly through the kernels: the machine's speed drifts
     # within a pass (on this 2-core VM kernels' times moved 15 % between passes minutes apart)
     runs = [run for run, _ in prepared]

@@ -13,11 +13,16 @@ classified:
     grouped    convolution, 1 < groups, several input channels per group
     depthwise  convolution, one input channel per group
     window     reduce-window (max and average pooling)
+    attention  one kernel running ``softmax(q k^T) v``: two dots, the second fed by the first
+               through an exponential (XLA:CPU fuses attention so from a few images up)
     other      the rest of the op's flops and transcendentals (elementwise, reductions)
 
 and sized as the ``groups`` matrix products ``(M x K) @ (K x N)`` it implements, with the
-spatial window's taps (:func:`kernel_features`; a reduce-window: its outputs and taps), and
-the kind of kernel that runs it (:func:`kernel_impl`). A reduce-window is no matmul, but it
+spatial window's taps (:func:`kernel_features`; a reduce-window: its outputs and taps; an
+attention kernel: its first dot, ``q k^T``), and the kind of kernel that runs it
+(:func:`kernel_impl`). An attention kernel runs several times slower than its two dots apart
+would (XLA:CPU, jax 0.10: 20-45 GFLOP/s where a dot of that size reaches 100-200), the slower
+the more heads and images it holds; its rate is its own class's. A reduce-window is no matmul, but it
 is no stream either: XLA:CPU's own loop (jax 0.10) runs a 3x3 max-pool at ~0.4 ns per output
 and tap, 2-5 GB/s, ten times slower than its bytes at memory bandwidth would say, while
 YNNPACK takes 2x2 stride-2 pools at 20-40 GB/s. :mod:`jaxcost.perf.calibrate` times synthetic kernels of each class
@@ -31,7 +36,7 @@ from typing import NamedTuple
 
 from jaxcost.compiler.hlo import Instruction, conv_dims
 
-CLASSES = ("dot", "conv", "conv1x1", "grouped", "depthwise", "window", "other")
+CLASSES = ("dot", "conv", "conv1x1", "grouped", "depthwise", "window", "attention", "other")
 # Instructions that launch no kernel of their own.
 NO_KERNEL = frozenset({"parameter", "constant", "get-tuple-element", "tuple", "bitcast"})
 
@@ -127,10 +132,10 @@ def chained_matmuls(inst: Instruction) -> int:
 
     XLA:CPU (jax 0.10) hands a whole chain of convs to one YNNPACK kernel when a reduction
     follows it (a pool, a global mean), and YNNPACK then runs it at other rates than the same
-    convs as separate kernels: up to 4x slower at batch 1 on maps of a few pixels, a little
-    faster on large maps (``benchmarks/chain_fusions.py``); it runs attention's ``q k^T``,
-    softmax and ``p v`` as one kernel from a few images up. Such a kernel is priced
-    as the sum of its matmuls and flagged (:func:`jaxcost.perf.pricing.price_op`)."""
+    convs as separate kernels: up to 6x slower at batch 1 on maps of a few pixels, a little
+    faster on large maps (``benchmarks/chain_fusions.py``). Such a kernel is priced as the sum
+    of its convs and flagged (:func:`jaxcost.perf.pricing.price_op`). Attention's ``q k^T``,
+    softmax and ``p v`` in one kernel (:func:`is_attention`) are a class of their own."""
     if inst.opcode != "fusion":
         return 0
     fed: dict[str, bool] = {}  # instruction -> does a matmul's output reach it?
@@ -154,12 +159,23 @@ class Work(NamedTuple):
     impl: str = ""
 
 
+def is_attention(inst: Instruction) -> bool:
+    """Whether the kernel ``inst`` runs attention, ``softmax(q k^T) v``: a fusion of exactly two
+    dots and no convolution, the second fed by the first (:func:`chained_matmuls`), with an
+    exponential among its instructions."""
+    if inst.opcode != "fusion":
+        return False
+    ops = [leaf.opcode for _, leaf in leaves(inst)]
+    return ops.count("dot") == 2 and "convolution" not in ops and "exponential" in ops and chained_matmuls(inst) == 1
+
+
 def class_work(op) -> list[Work]:
     """An op's flops (+ transcendentals) split into :class:`Work` items.
 
     ``op`` is a :class:`jaxcost.compiler.ops.Op`; convolutions, dots and reduce-windows
     (:data:`CLASSED`) are found in its instruction or the computations it calls, their flops taken from the op's
-    priced inner instructions (by name); the remainder is one ``other`` item.
+    priced inner instructions (by name); an attention kernel's two dots are one ``attention``
+    item (:func:`is_attention`); the remainder is one ``other`` item.
     """
     total = max(op.flops, 0.0) + max(op.transcendentals, 0.0)
     inst = op.instruction
@@ -167,7 +183,11 @@ def class_work(op) -> list[Work]:
         return [Work("other", total)]
     inner = {i.name: i.flops for i in op.inner} if op.inner else {inst.name: op.flops}
     work = []
-    for kernel, leaf in leaves(inst):
+    if is_attention(inst):  # the two dots as one item, sized by the first (softmax: the rest)
+        dots = [leaf for _, leaf in leaves(inst) if leaf.opcode == "dot"]
+        work.append(Work("attention", sum(inner.get(d.name, 0.0) for d in dots), kernel_features(dots[0]),
+                         kernel_impl(inst)))
+    for kernel, leaf in leaves(inst) if not work else ():
         if leaf.opcode in CLASSED and leaf.name in inner and (inner[leaf.name] > 0 or leaf.opcode != "reduce-window"):
             cls = {"dot": "dot", "reduce-window": "window"}.get(leaf.opcode) or conv_class(leaf)
             work.append(Work(cls, inner[leaf.name], kernel_features(leaf), kernel_impl(kernel)))

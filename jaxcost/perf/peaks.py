@@ -248,7 +248,7 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
         programs = program_rows(programs, program_s, rates, overhead)
     factor = ProgramFactor.fit(programs)
     notes.append(f"kernel classes: {len(table)} synthetic kernels spread over jaxcost.perf.calibrate.CONV_GRID, "
-                 "DOT_GRID, POOL_GRID; rate model " + ", ".join(
+                 "DOT_GRID, POOL_GRID, ATTENTION_GRID; rate model " + ", ".join(
                      f"{f.cls}/{f.impl.split(':')[-1]} LOO median {f.loo_median:.0%}" for f in fits))
     if programs:
         notes.append(repr(factor))

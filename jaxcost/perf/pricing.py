@@ -12,9 +12,10 @@ both scaled by the device's in-program factor (:mod:`jaxcost.perf.programs`: ker
 program run slower than alone, on cold caches). The roofline (:mod:`jaxcost.perf.roofline`)
 takes the longer of the two, plus a fixed cost per launch.
 
-A kernel that runs a chain of convolutions or dots (one feeding the next) is priced the same
-way, as if each ran alone, and carries a note saying so (:data:`CHAIN_NOTE`): the library that
-runs the chain schedules it in ways the calibration's single kernels do not show.
+A kernel that runs a chain of convolutions (one feeding the next) is priced the same way, as if
+each ran alone, and carries a note saying so (:data:`CHAIN_NOTE`): the library that runs the
+chain schedules it in ways the calibration's single kernels do not show. (Attention's two dots
+in one kernel are calibrated as a class of their own.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from jaxcost.compiler.loops import trip_count
-from jaxcost.perf.kernels import NO_KERNEL, chained_matmuls, class_work
+from jaxcost.perf.kernels import NO_KERNEL, chained_matmuls, class_work, is_attention
 from jaxcost.perf.rates import Rates
 
 
@@ -39,10 +40,11 @@ class KernelCost(NamedTuple):
     note: str = ""  # why this price may be off (:data:`CHAIN_NOTE`)
 
 
-# The caveat on a kernel that runs a chain of convolutions or dots (kernels.chained_matmuls).
-CHAIN_NOTE = ("{n} matmuls chained in one kernel (convs, or attention's two products), priced as if each ran "
-              "alone: XLA:CPU's YNNPACK ran conv chains up to 4x slower than apart (maps up to 14x14, 256+ "
-              "channels) and attention 1.6-4x slower than priced (benchmarks/results/chain_fusions.md)")
+# The caveat on a kernel that runs a chain of convolutions or dots (kernels.chained_matmuls),
+# attention aside.
+CHAIN_NOTE = ("{n} matmuls chained in one kernel, priced as if each ran alone: XLA:CPU's YNNPACK ran conv chains "
+              "at 0.6-6x the time of the same convs apart, slowest on maps up to 14x14 with 256+ channels "
+              "(benchmarks/results/chain_fusions.md)")
 
 
 def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> KernelCost:
@@ -60,6 +62,7 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> K
     nbytes = max(op.bytes_accessed, 0.0)
     memory_s = nbytes / rates.bandwidth(nbytes)
     chained = chained_matmuls(op.instruction) if op.instruction is not None else 0
+    chained = 0 if chained and is_attention(op.instruction) else chained  # attention: a class of its own
     return KernelCost(op.name, n * sum(w.flops for w in work), n * nbytes, factor * n * compute_s, launches,
                       network_s, factor * n * memory_s, CHAIN_NOTE.format(n=chained + 1) if chained else "")
 

@@ -38,8 +38,9 @@ from collections.abc import Sequence
 import numpy as np
 
 # Rows no law is fitted to: memory and paging rows have their own models; a pooling kernel
-# (no matmul) is interpolated among its neighbours (kernel_rate).
-NOT_FITTED = ("memory", "fault", "window")
+# (no matmul) and an attention kernel (two matmuls and a softmax) are interpolated among their
+# neighbours (kernel_rate).
+NOT_FITTED = ("memory", "fault", "window", "attention")
 # Fewest calibration kernels a fit is made from (up to nine parameters).
 MIN_ROWS = 10
 NEIGHBOURS = 3
