@@ -21,7 +21,7 @@ and sized as the ``groups`` matrix products ``(M x K) @ (K x N)`` it implements,
 spatial window's taps (:func:`kernel_features`; a reduce-window: its outputs and taps; an
 attention kernel: its first dot, ``q k^T``), and the kind of kernel that runs it
 (:func:`kernel_impl`). An attention kernel runs several times slower than its two dots apart
-would (XLA:CPU, jax 0.10: 20-45 GFLOP/s where a dot of that size reaches 100-200), the slower
+would (XLA:CPU, jax 0.10: 8-45 GFLOP/s where a dot of that size reaches 100-200), the slower
 the more heads and images it holds; its rate is its own class's. A reduce-window is no matmul, but it
 is no stream either: XLA:CPU's own loop (jax 0.10) runs a 3x3 max-pool at ~0.4 ns per output
 and tap, 2-5 GB/s, ten times slower than its bytes at memory bandwidth would say, while
@@ -182,15 +182,16 @@ def class_work(op) -> list[Work]:
     if inst is None:
         return [Work("other", total)]
     inner = {i.name: i.flops for i in op.inner} if op.inner else {inst.name: op.flops}
-    work = []
     if is_attention(inst):  # the two dots as one item, sized by the first (softmax: the rest)
         dots = [leaf for _, leaf in leaves(inst) if leaf.opcode == "dot"]
-        work.append(Work("attention", sum(inner.get(d.name, 0.0) for d in dots), kernel_features(dots[0]),
-                         kernel_impl(inst)))
-    for kernel, leaf in leaves(inst) if not work else ():
-        if leaf.opcode in CLASSED and leaf.name in inner and (inner[leaf.name] > 0 or leaf.opcode != "reduce-window"):
-            cls = {"dot": "dot", "reduce-window": "window"}.get(leaf.opcode) or conv_class(leaf)
-            work.append(Work(cls, inner[leaf.name], kernel_features(leaf), kernel_impl(kernel)))
+        work = [Work("attention", sum(inner.get(d.name, 0.0) for d in dots), kernel_features(dots[0]),
+                     kernel_impl(inst))]
+    else:
+        work = [Work({"dot": "dot", "reduce-window": "window"}.get(leaf.opcode) or conv_class(leaf),
+                     inner[leaf.name], kernel_features(leaf), kernel_impl(kernel))
+                for kernel, leaf in leaves(inst)
+                if leaf.opcode in CLASSED and leaf.name in inner
+                and (inner[leaf.name] > 0 or leaf.opcode != "reduce-window")]
     rest = total - sum(w.flops for w in work)
     if rest > 0 or not work:
         work.append(Work("other", max(rest, 0.0)))

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from jaxcost.compiler.loops import trip_count
-from jaxcost.perf.kernels import NO_KERNEL, chained_matmuls, class_work, is_attention
+from jaxcost.perf.kernels import NO_KERNEL, chained_matmuls, class_work
 from jaxcost.perf.rates import Rates
 
 
@@ -61,8 +61,8 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> K
         launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
     nbytes = max(op.bytes_accessed, 0.0)
     memory_s = nbytes / rates.bandwidth(nbytes)
-    chained = chained_matmuls(op.instruction) if op.instruction is not None else 0
-    chained = 0 if chained and is_attention(op.instruction) else chained  # attention: a class of its own
+    attention = any(w.cls == "attention" for w in work)  # calibrated as a class of its own
+    chained = chained_matmuls(op.instruction) if op.instruction is not None and not attention else 0
     return KernelCost(op.name, n * sum(w.flops for w in work), n * nbytes, factor * n * compute_s, launches,
                       network_s, factor * n * memory_s, CHAIN_NOTE.format(n=chained + 1) if chained else "")
 

@@ -107,8 +107,8 @@ class Profile(Shown):
                          no_wrap=col != "layers")
         for k in self.kernels[:top]:
             ratio = f"{k.predicted_s / k.measured_s:.2f}" if k.predicted_s and k.measured_s > 0 else ""
-            t.add_row(k.name + (" *" if k.note else ""), secs(k.measured_s), f"{k.share:.1%}", secs(k.predicted_s) if k.predicted_s else "",
-                      ratio, k.bound, f"{k.flops_per_s / 1e9:.1f}" if k.flops else "",
+            t.add_row(k.name + (" *" if k.note else ""), secs(k.measured_s), f"{k.share:.1%}",
+                      secs(k.predicted_s) if k.predicted_s else "", ratio, k.bound, f"{k.flops_per_s / 1e9:.1f}" if k.flops else "",
                       f"{k.bytes_per_s / 1e9:.1f}" if k.bytes_accessed else "", ", ".join(k.layers[:3]))
         notes = {k.name: k.note for k in self.kernels[:top] if k.note}
         if notes:
