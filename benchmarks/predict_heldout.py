@@ -5,7 +5,8 @@ validated on models the calibration never saw: zoo models and Keras applications
 weights), at batch 1 and 8, measured on this machine.
 
     python benchmarks/predict_heldout.py [--zoo resnet50,...] [--keras ConvNeXtTiny,...]
-                                         [--batches 1,8] [--budget 1.0] [--passes 2] [--keep-peaks]
+                                         [--batches 1,8] [--budget 1.0] [--passes 2] [--rounds 3]
+                                         [--keep-peaks] [--out predict_heldout]
 
 Measured: each model is timed in ``--passes`` passes over the whole list (so a slow minute of
 the machine does not hit one model's every run), each pass at least 3 runs within ``--budget``
@@ -19,9 +20,7 @@ time summed over the profiled kernels of every model (``jaxcost.profile``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 from collections import defaultdict
 
@@ -29,6 +28,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import jax
 import jax.numpy as jnp
+from _results import machine, save
 from rich.progress import track
 
 import jaxcost
@@ -38,7 +38,6 @@ from jaxcost.perf.kernels import class_work
 from jaxcost.perf.predict import program_roofline
 from jaxcost.perf.programs import ProgramFactor
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet", "inception_v3",
        "mobilenet_v1", "mobilenet_v2", "mobilenet_v2_1_4", "shufflenet_v2_x1_0", "shufflenet_v1_g3", "ghostnet",
        "xception", "se_resnet50", "dpn68", "vit_b_16", "swin_t", "transformer_base", "lstm"]
@@ -84,8 +83,8 @@ def kernel_classes(a, p) -> dict[str, tuple[float, float]]:
     return {c: (v[0], v[1]) for c, v in out.items()}
 
 
-def run(zoo, keras_models, batches, budget, refresh, passes):
-    peaks = get_peaks(jax.default_backend(), measure=True, refresh=refresh)
+def run(zoo, keras_models, batches, budget, refresh, passes, rounds):
+    peaks = get_peaks(jax.default_backend(), measure=True, refresh=refresh, rounds=rounds)
     jobs = [("zoo", n, b) for n in zoo for b in batches] + [("keras", n, b) for n in keras_models for b in batches]
     rows: dict[tuple, dict] = {}
     programs: dict[tuple, tuple] = {}
@@ -130,10 +129,11 @@ def stats(rows, key: str = "ratio") -> dict:
             "median_abs_error": statistics.median(err) if err else None}
 
 
-def markdown(peaks, rows, classes, machine) -> str:
+def markdown(peaks, rows, classes, host: str) -> str:
     factor = ProgramFactor.fit(peaks.program_rows)
-    lines = [f"# Held-out latency prediction ({machine})", "",
-             (f"Calibration: `jaxcost peaks` on this machine, {len(peaks.kernel_table)} synthetic kernels "
+    lines = [f"# Held-out latency prediction ({host})", "",
+             (f"Calibration: `jaxcost peaks --rounds {peaks.rounds}` on this machine, {len(peaks.kernel_table)} "
+              "synthetic kernels "
               "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, ATTENTION_GRID, MEMORY_SIZES, FAULT_SIZES) "
               f"and the rate model fitted to them; {len(peaks.program_rows)} synthetic programs (jaxcost.perf.programs) timed "
               f"in the same passes give the in-program factor: {factor!r}. No model below was used to "
@@ -183,20 +183,17 @@ def main():
     p.add_argument("--batches", default="1,8")
     p.add_argument("--budget", type=float, default=1.0)
     p.add_argument("--passes", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3, help="timing rounds of the calibration (jaxcost peaks --rounds)")
+    p.add_argument("--out", default="predict_heldout", help="results file name in benchmarks/results (.json, .md)")
     p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
     args = p.parse_args()
     peaks, rows, classes = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
-                               [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__}, {jax.default_backend()}"
-    out = os.path.join(HERE, "results", "predict_heldout")
-    with open(out + ".json", "w") as f:
-        json.dump({"machine": machine, "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best")},
-                   "rows": rows, "classes": classes, "calibration_kernels": len(peaks.kernel_table),
-                   "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor,
-                   "program_rows": peaks.program_rows}, f, indent=2)
-    with open(out + ".md", "w") as f:
-        f.write(markdown(peaks, rows, classes, machine))
-    print(markdown(peaks, rows, classes, machine))
+                               [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes,
+                               args.rounds)
+    save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best")},
+                    "rows": rows, "classes": classes, "calibration_kernels": len(peaks.kernel_table),
+                    "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor, "rounds": peaks.rounds,
+                    "program_rows": peaks.program_rows}, markdown(peaks, rows, classes, machine()))
 
 
 if __name__ == "__main__":

@@ -215,6 +215,26 @@ def test_peaks_cache(tmp_path, monkeypatch):
     assert get_peaks().flops_per_s["float32"] == 3e11 and len(calls) == 3
 
 
+def test_peaks_cache_measures_again_for_more_rounds(tmp_path, monkeypatch):
+    monkeypatch.setenv("JAXCOST_CACHE_DIR", str(tmp_path))
+    calls = []
+    measure_peaks = peaks_mod.measure_peaks
+
+    def fake_measure(backend=None, rounds=1, **kw):
+        calls.append(rounds)
+        return DevicePeaks("cpu", "cpu", {"float32": 1e11}, 1e10, "measured", calibration=CALIBRATION_VERSION,
+                           rounds=rounds)
+
+    monkeypatch.setattr(peaks_mod, "measure_peaks", fake_measure)
+    assert get_peaks().rounds == 1 and calls == [1]
+    # a calibration of fewer rounds than asked is measured again; one of as many or more is kept
+    assert get_peaks(rounds=3).rounds == 3 and calls == [1, 3]
+    assert get_peaks(rounds=2).rounds == 3 and get_peaks().rounds == 3 and calls == [1, 3]
+    assert get_peaks(measure=False, rounds=5).rounds == 3 and calls == [1, 3]  # not allowed to measure: the cache
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        measure_peaks(rounds=0)
+
+
 def test_peaks_from_dict_ignores_unknown_keys():
     d = DevicePeaks("cpu", "cpu", {"float32": 1e11}, 1e10, "measured").to_dict()
     assert DevicePeaks.from_dict({**d, "added_by_a_newer_version": 1}) == DevicePeaks.from_dict(d)

@@ -287,3 +287,14 @@ def test_median_over_passes_runs_long_calls_once_per_pass():
     # pass 1: a timed warm-up run, then 3 runs (short) or 1 (long); pass 2: 3 runs or 1
     assert calls == {"short": 1 + 3 + 3, "long": 1 + 1 + 1}
     assert 0 <= best[0] < 0.02 and best[1] >= 0.03
+
+
+def test_median_over_passes_rounds_average_each_rounds_lowest_median(monkeypatch):
+    from jaxcost.perf import stats
+
+    # each call of time_runs returns the next list of runs: a warm-up, then per pass 3 runs
+    script = iter([[9.0], [4.0, 2.0, 3.0], [5.0, 1.0, 6.0],   # round 1: pass medians 3 and 5 -> 3
+                   [8.0, 7.0, 12.0], [30.0, 12.0, 9.0]])      # round 2: pass medians 8 and 12 -> 8
+    monkeypatch.setattr(stats, "time_runs", lambda fn, repeats, budget_s=0.0, warmup=True: next(script))
+    [t] = stats.median_over_passes([lambda: None], passes=2, repeats=3, budget_s=0.0, long_s=100.0, rounds=2)
+    assert t == pytest.approx((3.0 * 8.0) ** 0.5)  # the geometric mean of the rounds' lowest medians

@@ -178,7 +178,8 @@ def _cmd_peaks(args) -> int:
         ridge = max(p.flops_per_s.values()) / p.bandwidth_bytes_per_s
         classes = ", ".join(f"{k} {v / 1e9:.3g} G" for k, v in p.kernel_flops_per_s.items()) or "-"
         overhead = f"{p.kernel_overhead_s * 1e6:.2f} us" if p.kernel_overhead_s is not None else "-"
-        t.add_row(p.device_kind, p.source, flops, f"{p.bandwidth_bytes_per_s / 1e9:.1f} GB/s", f"{ridge:.1f}",
+        source = f"{p.source} ({p.rounds} rounds)" if p.rounds > 1 else p.source
+        t.add_row(p.device_kind, source, flops, f"{p.bandwidth_bytes_per_s / 1e9:.1f} GB/s", f"{ridge:.1f}",
                   classes, overhead)
 
     fits = Table(title="Rate model (jaxcost.perf.rates), leave-one-out on the calibration kernels")
@@ -189,7 +190,9 @@ def _cmd_peaks(args) -> int:
             add(p)
     else:
         check_backend(args.backend)
-        p = get_peaks(args.backend, measure=True, refresh=args.refresh)
+        if args.rounds < 1:
+            raise UsageError(f"--rounds must be at least 1, got {args.rounds}")
+        p = get_peaks(args.backend, measure=True, refresh=args.refresh, rounds=args.rounds)
         add(p)
         for f in p.kernel_fits:
             fits.add_row(f["cls"], f["impl"], str(f["rows"]), f"{f['loo_median']:.0%}", f"{f['loo_within_10']:.0%}",
@@ -275,4 +278,7 @@ def add_commands(sub) -> None:
     p.add_argument("--backend", default=None)
     p.add_argument("--published", action="store_true")
     p.add_argument("--refresh", action="store_true")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="timing rounds the calibration averages: each adds ~12 s on a 2-core CPU; 3 make "
+                        "predictions steadier (a cached calibration of fewer rounds is measured again)")
     p.set_defaults(func=_cmd_peaks)

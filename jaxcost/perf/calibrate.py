@@ -246,18 +246,19 @@ def _prepare(cls, fn, xs, ws, device) -> tuple | None:
     return run, [cls, m, k, n, None, flops, None, taps, groups, kernel_impl(kernel), pixels]
 
 
-def _fault_row(nbytes: int, device) -> list:
+def _fault_row(nbytes: int, device, rounds: int = 1) -> list:
     """Seconds to page in a fresh allocation of ``nbytes``: an elementwise kernel writing a
-    fresh output, less the same kernel writing a donated one."""
+    fresh output, less the same kernel writing a donated one (the mean over ``rounds``)."""
     x, w = _inputs((nbytes // 4,), (2,), device)
     fresh = jax.jit(_elementwise).lower(x, w).compile()
-    extra = max(best_time(lambda: fresh(x, w), REPEATS, BUDGET_S) - best_time(in_place(_elementwise, x, w)[0],
-                                                                             REPEATS, BUDGET_S), 0.0)
+    donated = in_place(_elementwise, x, w)[0]
+    extra = statistics.mean(max(best_time(lambda: fresh(x, w), REPEATS, BUDGET_S)
+                                - best_time(donated, REPEATS, BUDGET_S), 0.0) for _ in range(rounds))
     return ["fault", nbytes, 1, 1, nbytes / extra if extra else 0.0, nbytes, extra, 1, 1, "", 1]
 
 
 def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
-                         alongside: Sequence[Callable] = ()) -> tuple[list[list], list[float]]:
+                         alongside: Sequence[Callable] = (), rounds: int = 1) -> tuple[list[list], list[float]]:
     """Time every :func:`calibration_kernels` kernel on ``device`` and page in every
     :data:`FAULT_SIZES` allocation: rows as in the module docstring (float32, XLA flops);
     ``on_kernel(label)`` is called before each. A kernel's time is its median run (the runs of
@@ -266,7 +267,11 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
     busy moment of the machine does not spoil one kernel's every run (on this 2-core VM one
     pass put a kernel at 1.7x its time). The ``alongside`` callables (whole programs) are
     timed in the same passes, so that both see the machine alike: their seconds are returned
-    beside the rows."""
+    beside the rows. With ``rounds`` > 1 every time is the geometric mean of that many rounds of
+    ``passes`` passes, and every paging-in cost the mean of that many measurements
+    (:func:`jaxcost.perf.stats.median_over_passes`): on a 2-core VM predictions made from two
+    one-round calibrations minutes apart differed by 14 % (median over 58 models), from two
+    three-round ones by 4.5 % (``benchmarks/results/calibration_stability.md``)."""
     overhead = call_overhead(device)
 
     def prepare(kernel):
@@ -283,7 +288,7 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
     slots = [round((i + 0.5) * len(runs) / len(alongside)) + i for i in range(len(alongside))]
     for slot, fn in zip(slots, alongside):
         runs.insert(slot, fn)
-    times = median_over_passes(runs, passes, REPEATS, BUDGET_S, LONG_S)
+    times = median_over_passes(runs, passes, REPEATS, BUDGET_S, LONG_S, rounds)
     best = [t for i, t in enumerate(times) if i not in set(slots)] + [times[i] for i in slots]
     rows = []
     for (_, row), seconds in zip(prepared, best):
@@ -293,7 +298,7 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
     for nbytes in FAULT_SIZES:
         if on_kernel is not None:
             on_kernel(f"paging in {nbytes >> 20} MB")
-        rows.append(_fault_row(nbytes, device))
+        rows.append(_fault_row(nbytes, device, rounds))
     return rows, best[len(prepared):]
 
 

@@ -65,6 +65,7 @@ class DevicePeaks:
     kernel_fits: list[dict] = dataclasses.field(default_factory=list, repr=False)
     program_factor: float = 1.0  # kernels in a program run this much slower (jaxcost.perf.programs)
     program_rows: list[list] = dataclasses.field(default_factory=list, repr=False)
+    rounds: int = 1  # timing rounds the calibration averaged (jaxcost.perf.stats.median_over_passes)
 
     def peak_flops(self, dtype: str = "float32") -> float:
         try:
@@ -221,8 +222,13 @@ def measure_bandwidth(device: jax.Device, n_elements: int = 2**25,
 
 def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32",),
                   sizes: Sequence[int] | None = None, repeats: int = 5,
-                  stream_elements: int = 2**25) -> DevicePeaks:
-    """Measure peak matmul FLOP/s per dtype and STREAM bandwidth on ``backend``."""
+                  stream_elements: int = 2**25, rounds: int = 1) -> DevicePeaks:
+    """Measure peak matmul FLOP/s per dtype and STREAM bandwidth on ``backend``, and calibrate
+    its kernels and programs, timed in ``rounds`` rounds (see
+    :func:`jaxcost.perf.calibrate.measure_kernel_table`: each round adds ~12 s on a 2-core CPU
+    and makes the predictions steadier)."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
     from jaxcost.perf.calibrate import FAULT_SIZES, calibration_kernels
     from jaxcost.report.progress import progress
 
@@ -240,21 +246,22 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
         bw = measure_bandwidth(device, stream_elements, repeats)
         notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
         programs = prepare_programs(device, on_program=step) if "float32" in flops else []
-        table, program_s = measure_kernel_table(device, on_kernel=step, alongside=[p.run for p in programs])
+        table, program_s = measure_kernel_table(device, on_kernel=step, alongside=[p.run for p in programs],
+                                                rounds=rounds)
         overhead = measure_dispatch_overhead(device, repeats=repeats)
         step("fitting the rate model")
         fits = fit_rates(table)
         rates = Rates(table, fits, class_rates(table), flops.get("float32", 0.0), bw)
         programs = program_rows(programs, program_s, rates, overhead)
     factor = ProgramFactor.fit(programs)
-    notes.append(f"kernel classes: {len(table)} synthetic kernels spread over jaxcost.perf.calibrate.CONV_GRID, "
-                 "DOT_GRID, POOL_GRID, ATTENTION_GRID; rate model " + ", ".join(
+    notes.append(f"kernel classes: {len(table)} synthetic kernels timed in {rounds} round(s), spread over "
+                 "jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, ATTENTION_GRID; rate model " + ", ".join(
                      f"{f.cls}/{f.impl.split(':')[-1]} LOO median {f.loo_median:.0%}" for f in fits))
     if programs:
         notes.append(repr(factor))
     return DevicePeaks(device.device_kind, device.platform, flops, bw, "measured", "; ".join(notes),
                        class_rates(table), overhead, table, CALIBRATION_VERSION, [dataclasses.asdict(f) for f in fits],
-                       factor.factor, [list(r) for r in programs])
+                       factor.factor, [list(r) for r in programs], rounds)
 
 
 # ---------------------------------------------------------------- cache
@@ -287,22 +294,25 @@ def _write_cache(key: str, peaks: DevicePeaks) -> None:
     tmp.replace(p)
 
 
-def get_peaks(backend: str | None = None, measure: bool = True, refresh: bool = False) -> DevicePeaks:
+def get_peaks(backend: str | None = None, measure: bool = True, refresh: bool = False,
+              rounds: int = 1) -> DevicePeaks:
     """Peaks of ``backend``'s first device.
 
-    Order: the cache (unless ``refresh``); then a measurement, stored in the
-    cache (if ``measure``); then ``PUBLISHED_PEAKS``. Raises LookupError when
-    none applies.
+    Order: the cache (unless ``refresh``, or when ``measure`` and the cached calibration is of
+    an older version or timed in fewer than ``rounds`` rounds); then a measurement in
+    ``rounds`` timing rounds (:func:`measure_peaks`), stored in the cache (if ``measure``);
+    then ``PUBLISHED_PEAKS``. Raises LookupError when none applies.
     """
     device = jax.devices(backend)[0]
     key = _cache_key(device)
     if not refresh:
         cached = _read_cache().get(key)
-        # entries calibrated by an older version of the kernel table are measured again
-        if cached is not None and (cached.get("calibration", 0) >= CALIBRATION_VERSION or not measure):
+        # entries calibrated by an older version of the kernel table, or in fewer rounds, are measured again
+        current = cached is not None and cached.get("calibration", 0) >= CALIBRATION_VERSION
+        if cached is not None and (not measure or current and cached.get("rounds", 1) >= rounds):
             return DevicePeaks.from_dict(cached)
     if measure:
-        peaks = measure_peaks(backend)
+        peaks = measure_peaks(backend, rounds=rounds)
         _write_cache(key, peaks)
         return peaks
     published = published_peaks(device.device_kind)

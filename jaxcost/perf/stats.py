@@ -85,17 +85,24 @@ def best_time(fn, repeats: int, budget_s: float = 0.0, max_repeats: int = 200) -
     return min(time_runs(fn, repeats, budget_s, max_repeats))
 
 
-def median_over_passes(fns, passes: int, repeats: int, budget_s: float, long_s: float) -> list[float]:
+def median_over_passes(fns, passes: int, repeats: int, budget_s: float, long_s: float, rounds: int = 1) -> list[float]:
     """Each of ``fns``' median run, the lowest over ``passes`` passes through all of them (so
     that a busy moment of the machine does not spoil one's every run). In the first pass each
     gets a warm-up run, timed; one slower than ``long_s`` is then run once in each pass, the
-    others :func:`time_runs` (``repeats``, ``budget_s``)."""
-    best = [math.inf] * len(fns)
-    for p in range(passes):
-        for i, fn in enumerate(fns):
-            if p == 0:
-                best[i] = time_runs(fn, 1, warmup=False)[0]
-            runs = time_runs(fn, 1 if best[i] > long_s else repeats, budget_s, warmup=False)
-            median = _quantile(sorted(runs), 0.5)
-            best[i] = median if p == 0 else min(best[i], median)
-    return best
+    others :func:`time_runs` (``repeats``, ``budget_s``). With ``rounds`` > 1 the passes are
+    repeated that many times and each's figure is the geometric mean of the rounds' lowest
+    medians: the same estimate, steadier (on a 2-core VM the machine's speed drifts by
+    several percent from one minute to the next)."""
+    logs = [0.0] * len(fns)
+    typical: list[float] = []  # each one's time so far: its warm-up run's, then its lowest median
+    for r in range(rounds):
+        best = [math.inf] * len(fns)
+        for p in range(passes):
+            for i, fn in enumerate(fns):
+                if r == p == 0:
+                    typical.append(time_runs(fn, 1, warmup=False)[0])
+                runs = time_runs(fn, 1 if typical[i] > long_s else repeats, budget_s, warmup=False)
+                best[i] = min(best[i], _quantile(sorted(runs), 0.5))
+                typical[i] = best[i]
+        logs = [acc + math.log(max(b, 1e-12)) / rounds for acc, b in zip(logs, best)]
+    return [math.exp(x) for x in logs]
