@@ -302,6 +302,9 @@ def test_calibration_kernels_are_synthetic_and_spread():
         MEMORY_SIZES,
         MIN_FLOPS,
         SMALL_MAP_KERNELS,
+        UNPADDED_GRID,
+        UNPADDED_KERNELS,
+        UNPADDED_MAX_FLOPS,
         _attention_flops,
         _conv_flops,
         calibration_kernels,
@@ -310,7 +313,17 @@ def test_calibration_kernels_are_synthetic_and_spread():
 
     kernels = calibration_kernels()
     assert len(kernels) == (sum(KERNELS_PER_CLASS.values()) + sum(LARGE_KERNELS.values())
-                            + sum(SMALL_MAP_KERNELS.values()) + len(MEMORY_SIZES))
+                            + sum(SMALL_MAP_KERNELS.values()) + UNPADDED_KERNELS + len(MEMORY_SIZES))
+    # unpadded dense convs (their own kind of kernel): strides 1 and 2, windows 2 to 7, both batches
+    unpadded = [k for k in kernels if k[0] == "conv" and k[1].keywords.get("padding") == "VALID"]
+    assert len(unpadded) == UNPADDED_KERNELS
+    assert {p.keywords["stride"] for _, p, _, _ in unpadded} == {1, 2} and {w[0] for *_, w in unpadded} == {2, 3, 5, 7}
+    assert {x[0] for _, _, x, _ in unpadded} == {1, 8}
+    for _, p, (b, side, _, ci), (k, _, _, co) in unpadded:
+        out = (side - k) // p.keywords["stride"] + 1
+        assert (b, out, ci, co, k, p.keywords["stride"]) in UNPADDED_GRID
+        assert MIN_FLOPS <= _conv_flops(b, out, ci, co, k, 1) <= UNPADDED_MAX_FLOPS
+    kernels = [k for k in kernels if k not in unpadded]
     assert {k[0] for k in kernels} == {*CONV_GRID, "dot", "window", "attention", "memory"}
     depthwise = [k for k in kernels if k[0] == "depthwise"]
     assert {w[0] for _, _, _, w in depthwise} == {3, 5, 7}  # kernel sizes are a dimension of the grid

@@ -11,7 +11,7 @@ import pytest
 import jaxcost
 from jaxcost.compiler.hlo import parse_module
 from jaxcost.perf import DevicePeaks
-from jaxcost.perf.kernels import gemm_dims, kernel_features, kernel_impl, leaves
+from jaxcost.perf.kernels import class_work, gemm_dims, kernel_features, kernel_impl, leaves
 from jaxcost.perf.predict import FIRST_TOUCH
 from jaxcost.perf.rates import Rates, _log_seconds, first_touch_seconds, fit_rates
 
@@ -59,6 +59,40 @@ def test_kernel_impl_names_what_runs_the_op():
     assert kernel_impl(e["y"]) == "fusion:__ynn_fusion"
     assert kernel_impl(e["z"]) == "convolution"
     assert kernel_impl(e["d"]) == "dot"
+
+
+@pytest.mark.parametrize("padding, stride, unpadded", [
+    ("VALID", 1, True), ("VALID", 2, True), ("SAME", 1, False), (((0, 0), (1, 1)), 1, False), ("SAME", 2, True)])
+def test_a_conv_that_pads_no_side_is_its_own_kind_of_kernel(padding, stride, unpadded):
+    # SAME with a 2x2 window of stride 2 on an even map pads nothing: a patchify conv
+    k = 2 if stride == 2 and padding == "SAME" else 3
+
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(x, w, (stride, stride), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    a = jaxcost.analyze(conv, jax.ShapeDtypeStruct((8, 28, 28, 16), jnp.float32),
+                        jax.ShapeDtypeStruct((k, k, 16, 32), jnp.float32), backend="cpu")
+    (work,) = [w for op in a.ops for w in class_work(op) if w.cls == "conv"]
+    assert work.impl == "fusion:__ynn_fusion" + ("/unpadded" if unpadded else "")
+    assert kernel_impl(_entry()["z"]) == "convolution"  # padded, XLA's own emitter: no suffix
+
+
+def test_an_unpadded_conv_is_priced_as_a_padded_one_where_none_was_calibrated():
+    table = _table(POINTS, LAW)
+    fits = fit_rates(table)
+    rates = Rates(table, fits, {}, 1e12, 1e10)
+    point = POINTS[7]
+    assert rates.flops_per_s("conv", point, "fusion:__ynn_fusion/unpadded") == rates.flops_per_s(
+        "conv", point, "fusion:__ynn_fusion")
+    # with unpadded rows in the table (as many as a fit takes): no law fitted to them, their rates
+    # interpolated -- an exact match its own, a kernel between two of them their geometric mean
+    unpadded = [[*r[:4], r[4] / 3, r[5], r[6] * 3, *r[7:9], "fusion:__ynn_fusion/unpadded", r[10]] for r in table]
+    table = table + unpadded
+    fits = fit_rates(table)
+    assert [f.impl for f in fits] == ["fusion:__ynn_fusion"]
+    rates = Rates(table, fits, {}, 1e12, 1e10)
+    assert rates.flops_per_s("conv", point, "fusion:__ynn_fusion/unpadded") == table[7][4] / 3
+    assert rates.flops_per_s("conv", point, "fusion:__ynn_fusion") != table[7][4] / 3
 
 
 def test_leaves_of_a_loop_run_in_the_body_kernels():

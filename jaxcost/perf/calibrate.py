@@ -49,7 +49,8 @@ from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 9  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention
+CALIBRATION_VERSION = 10  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
+# 10: unpadded convs
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
@@ -65,6 +66,13 @@ CONV_GRID: dict[str, list[tuple[int, int, int, int, int, int]]] = {
     "depthwise": [(b, hw, 1, 1, k, c) for b in _BATCHES for hw in _SIDES for k in (3, 5, 7)
                   for c in (16, 64, 256, 1024)],
 }
+# Unpadded conv grid entries: (batch, output side, input channels, output channels, kernel side,
+# stride) of dense convs that pad no side ("VALID"; patchify: stride = kernel side), which
+# YNNPACK runs on another path than padded ones (:func:`jaxcost.perf.kernels.is_unpadded`):
+# their rates are interpolated among these kernels of their own kind (jaxcost.perf.rates).
+UNPADDED_GRID = [(b, hw, ci, co, k, s) for b in _BATCHES for hw in (7, 14, 28, 56, 112) for ci in (3, 32, 128, 512)
+                 for co in (32, 128, 512) for k in (2, 3, 5, 7) for s in (1, 2)]
+UNPADDED_KERNELS, UNPADDED_MAX_FLOPS = 20, 1.2e9  # 1-50 ms: unpadded convs run at 20-100 GFLOP/s here
 # Dot grid entries: (batch, M, K, N): ``batch`` independent (M x K) @ (K x N) products; M = 1
 # is a matrix-vector product, memory bound on the K x N operand.
 DOT_GRID = [(b, m, k, n) for b in (1, 12, 96) for m in (1, 8, 64, 512, 4096) for k in (64, 512, 4096)
@@ -104,8 +112,8 @@ FAULT_SIZES = tuple(2 ** i for i in (20, 23, 25, 26, 27))
 REPEATS, BUDGET_S = 3, 0.01
 
 
-def _conv(x, w, groups):
-    return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", feature_group_count=groups,
+def _conv(x, w, groups, stride=1, padding="SAME"):
+    return jax.lax.conv_general_dilated(x, w, (stride, stride), padding, feature_group_count=groups,
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
@@ -160,14 +168,13 @@ def spread_subset(points: list[tuple], n: int) -> list[tuple]:
     span = [max(x[i] for x in logs) - lo[i] or 1.0 for i in range(dims)]
     unit = [[(x[i] - lo[i]) / span[i] for i in range(dims)] for x in logs]
     primes = (2, 3, 5, 7, 11, 13, 17, 19)[:dims]
-    chosen: list[int] = []
-    i = 1
-    while len(chosen) < min(n, len(points)):
-        target = [_halton(i, b) for b in primes]
-        free = [j for j in range(len(unit)) if j not in chosen]
-        chosen.append(min(free, key=lambda j: sum((u - t) ** 2 for u, t in zip(unit[j], target))))
-        i += 1
-    return [points[j] for j in sorted(chosen)]
+    unit = np.array(unit)
+    taken = np.zeros(len(unit), bool)
+    for i in range(1, min(n, len(points)) + 1):
+        d = ((unit - [_halton(i, b) for b in primes]) ** 2).sum(axis=1)
+        d[taken] = np.inf
+        taken[int(np.argmin(d))] = True  # the first of equally near points, as min() takes
+    return [p for p, t in zip(points, taken) if t]
 
 
 def calibration_kernels() -> list[tuple]:
@@ -175,7 +182,8 @@ def calibration_kernels() -> list[tuple]:
     :data:`KERNELS_PER_CLASS` kernels of its grid (:data:`CONV_GRID`, :data:`DOT_GRID`) between
     :data:`MIN_FLOPS` and the class's :data:`MAX_FLOPS` and :data:`LARGE_KERNELS` up to its
     :data:`LARGE_FLOPS`, spread over the grid by :func:`spread_subset`, and
-    :data:`SMALL_MAP_KERNELS` more whose window is larger than their map; max-pools of
+    :data:`SMALL_MAP_KERNELS` more whose window is larger than their map; :data:`UNPADDED_KERNELS`
+    unpadded dense convs of :data:`UNPADDED_GRID` up to :data:`UNPADDED_MAX_FLOPS`; max-pools of
     :data:`POOL_GRID` and attention of :data:`ATTENTION_GRID` alike; then the ``memory``
     kernels (:data:`MEMORY_SIZES`)."""
     kernels = []
@@ -187,6 +195,11 @@ def calibration_kernels() -> list[tuple]:
         for b, hw, ci, co, k, g in picked + spread_subset(large, LARGE_KERNELS.get(cls, 0)) + spread_subset(
                 window_larger, SMALL_MAP_KERNELS.get(cls, 0)):
             kernels.append((cls, functools.partial(_conv, groups=g), (b, hw, hw, ci * g), (k, k, ci, co * g)))
+    unpadded = [p for p in UNPADDED_GRID if MIN_FLOPS <= _conv_flops(*p[:5], 1) <= UNPADDED_MAX_FLOPS]
+    for b, hw, ci, co, k, s in spread_subset(unpadded, UNPADDED_KERNELS):
+        side = (hw - 1) * s + k  # the input side whose unpadded conv has ``hw`` outputs a side
+        kernels.append(("conv", functools.partial(_conv, groups=1, stride=s, padding="VALID"), (b, side, side, ci),
+                        (k, k, ci, co)))
     small = [p for p in DOT_GRID if MIN_FLOPS <= 2.0 * math.prod(p) <= MAX_FLOPS["dot"]]
     large = [p for p in DOT_GRID if MAX_FLOPS["dot"] < 2.0 * math.prod(p) <= LARGE_FLOPS["dot"]]
     for b, m, k, n in spread_subset(small, KERNELS_PER_CLASS["dot"]) + spread_subset(large, LARGE_KERNELS["dot"]):
@@ -202,7 +215,10 @@ def calibration_kernels() -> list[tuple]:
 
 
 def _inputs(xs, ws, device):
-    return jax.device_put(np.full(xs, 0.5, np.float32), device), jax.device_put(np.full(ws, 0.01, np.float32), device)
+    """Constant inputs of shapes ``xs`` and ``ws`` on ``device``, written once (into the device's
+    buffers: broadcast scalars, no host array to fill and copy)."""
+    return (jax.device_put(np.broadcast_to(np.float32(0.5), xs), device),
+            jax.device_put(np.broadcast_to(np.float32(0.01), ws), device))
 
 
 def in_place(fn, x, w):
@@ -210,7 +226,7 @@ def in_place(fn, x, w):
     the module docstring): the program takes a third argument of the result's shape, which XLA
     aliases to the result; and the compiled program."""
     shape = jax.eval_shape(fn, x, w)
-    out = [jax.device_put(np.zeros(shape.shape, shape.dtype), x.device)]
+    out = [jax.device_put(np.broadcast_to(np.zeros((), shape.dtype), shape.shape), x.device)]
     compiled = jax.jit(lambda x, w, out: fn(x, w), donate_argnums=2, keep_unused=True).lower(x, w, out[0]).compile()
 
     def run():
@@ -243,7 +259,7 @@ def _prepare(cls, fn, xs, ws, device) -> tuple | None:
             return None
         flops = _attention_flops(*xs)
     m, k, n, taps, groups, pixels = kernel_features(leaf)
-    return run, [cls, m, k, n, None, flops, None, taps, groups, kernel_impl(kernel), pixels]
+    return run, [cls, m, k, n, None, flops, None, taps, groups, kernel_impl(kernel, leaf), pixels]
 
 
 def _fault_row(nbytes: int, device, rounds: int = 1) -> list:

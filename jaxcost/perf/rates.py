@@ -22,8 +22,9 @@ not drag the curve). Then, where leave-one-out on the calibration kernels says i
 fit's errors on the calibration kernels nearest in log feature space (3, inverse-distance
 weighted) correct it: what a smooth curve misses, such as a kernel library's fast path.
 
-With fewer rows than that, the rate of a kernel is interpolated from its class's nearest
-calibration kernels of the same kind (:func:`kernel_rate`). Memory-bound kernels run at the
+With fewer rows than that, and for the kinds no law suits (:data:`NOT_FITTED`, unpadded convs),
+the rate of a kernel is interpolated from its class's nearest calibration kernels of the same
+kind (:func:`kernel_rate`). Memory-bound kernels run at the
 bandwidth an elementwise kernel of their size reaches (:func:`memory_bandwidth`); a fresh
 allocation costs the paging-in measured for its size (:func:`first_touch_seconds`).
 """
@@ -37,9 +38,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from jaxcost.perf.kernels import UNPADDED
+
 # Rows no law is fitted to: memory and paging rows have their own models; a pooling kernel
 # (no matmul) and an attention kernel (two matmuls and a softmax) are interpolated among their
-# neighbours (kernel_rate).
+# neighbours (kernel_rate), and so is an unpadded conv (kernels.UNPADDED): YNNPACK runs some as
+# fast as padded ones, others up to 10x slower, which no smooth law follows. On 139 random unpadded
+# convs outside the calibration (benchmarks/unpadded_convs.py and two more draws) interpolation
+# erred 27 % (median) and the padded law 28 % (a law fitted to the unpadded kernels: 28 % on 79 of
+# them) -- but the padded law priced their total time at 0.41x, interpolation at 0.72x.
 NOT_FITTED = ("memory", "fault", "window", "attention")
 # Fewest calibration kernels a fit is made from (up to nine parameters).
 MIN_ROWS = 10
@@ -154,7 +161,7 @@ def fit_rates(table: Sequence[Sequence]) -> list[RateFit]:
     with the least median leave-one-out error (``4 len(rows)`` fits)."""
     groups: dict[tuple[str, str], list] = {}
     for r in table:
-        if r[0] not in NOT_FITTED and len(r) >= 11:
+        if r[0] not in NOT_FITTED and len(r) >= 11 and not r[9].endswith(UNPADDED):
             groups.setdefault((r[0], r[9]), []).append(r)
     fits = []
     for (cls, impl), rows in sorted(groups.items()):
@@ -181,6 +188,7 @@ class Rates:
                  peak: float, bandwidth: float):
         self.table, self.class_rates, self.peak, self.default_bandwidth = table, class_rates, peak, bandwidth
         self.fits = {(f.cls, f.impl): f for f in fits}
+        self._kinds = {(r[0], r[9]) for r in table if len(r) >= 11}  # (class, kind) the table has
         self._residuals: dict[tuple[str, str], tuple] = {}
 
     def __repr__(self) -> str:
@@ -191,14 +199,18 @@ class Rates:
         kernels of that kind, None (they are interpolated); else the class's largest fit."""
         if (cls, impl) in self.fits:
             return self.fits[(cls, impl)]
-        if any(r[0] == cls and len(r) >= 11 and r[9] == impl for r in self.table):
+        if (cls, impl) in self._kinds:
             return None
         return max((f for f in self.fits.values() if f.cls == cls), key=lambda f: f.rows, default=None)
 
     def flops_per_s(self, cls: str, features: tuple[int, ...] | None, impl: str = "") -> float:
         """FLOP/s of a ``cls`` kernel with :func:`kernel_features` ``features`` run by an
         ``impl`` kernel: from the fit of its class and kind of kernel, else interpolated
-        among the calibration kernels of that kind (:func:`kernel_rate`)."""
+        among the calibration kernels of that kind (:func:`kernel_rate`). An unpadded conv
+        (:data:`jaxcost.perf.kernels.UNPADDED`) of a class the table has none of is priced as a
+        padded one."""
+        if impl.endswith(UNPADDED) and (cls, impl) not in self._kinds:
+            impl = impl.removesuffix(UNPADDED)
         fit = self._fit_for(cls, impl) if features is not None else None
         if fit is None:
             return kernel_rate(cls, features, self.table, self.class_rates, self.peak, impl=impl)
