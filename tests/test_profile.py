@@ -41,6 +41,9 @@ def test_kernels_add_up_to_the_step_and_map_to_priced_ops(prof):
             assert k.predicted_s is not None and k.bound in ("compute", "memory")
     assert p.kernel(GAPS).measured_s >= 0 and p.kernel(CONCURRENT).measured_s <= 0
     assert "where the time goes" in p.summary(print_=False)
+    # the prediction's two ends: kernels one after another, and its longest chain of dependent ones
+    assert max(k.predicted_s or 0 for k in p.kernels) < p.critical_path_s <= p.predicted_s
+    assert "critical path" in p.summary(print_=False)
 
 
 def test_a_kernel_running_a_chain_of_convs_carries_the_pricing_caveat():

@@ -1,18 +1,25 @@
 """Kernel features, the calibration's in-place timing, and the rate model fitted to it."""
 
 import dataclasses
+import json
 import math
+import os
+import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import FIXTURE_PEAKS
 
 import jaxcost
+import models
 from jaxcost.compiler.hlo import parse_module
-from jaxcost.perf import DevicePeaks
+from jaxcost.perf import DevicePeaks, get_peaks
+from jaxcost.perf.calibrate import CALIBRATION_VERSION
 from jaxcost.perf.kernels import class_work, gemm_dims, kernel_features, kernel_impl, leaves
-from jaxcost.perf.predict import FIRST_TOUCH
+from jaxcost.perf.peaks import cache_path
+from jaxcost.perf.predict import FIRST_TOUCH, program_roofline
 from jaxcost.perf.rates import Rates, _log_seconds, first_touch_seconds, fit_rates
 
 HLO = """HloModule m
@@ -332,3 +339,32 @@ def test_median_over_passes_rounds_average_each_rounds_lowest_median(monkeypatch
     monkeypatch.setattr(stats, "time_runs", lambda fn, repeats, budget_s=0.0, warmup=True: next(script))
     [t] = stats.median_over_passes([lambda: None], passes=2, repeats=3, budget_s=0.0, long_s=100.0, rounds=2)
     assert t == pytest.approx((3.0 * 8.0) ** 0.5)  # the geometric mean of the rounds' lowest medians
+
+
+def test_the_suites_calibration_is_current_and_its_fits_are_reproduced():
+    """The committed calibration the suite prices with (tests/conftest.py) is of this version, and
+    fitting its table again gives its stored rate model: the same kinds, leave-one-out errors."""
+    (entry,) = json.loads(pathlib.Path(FIXTURE_PEAKS).read_text()).values()
+    assert entry["calibration"] == CALIBRATION_VERSION, (
+        "tests/fixtures/peaks/peaks.json is of an older calibration: regenerate it with "
+        "JAXCOST_CACHE_DIR=tests/fixtures/peaks jaxcost peaks --refresh --rounds 3")
+    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 242
+    assert os.path.dirname(cache_path()) == os.environ["JAXCOST_CACHE_DIR"] != os.path.dirname(FIXTURE_PEAKS)
+    refit = {(f.cls, f.impl): f for f in fit_rates(entry["kernel_table"])}
+    stored = {(f["cls"], f["impl"]): f for f in entry["kernel_fits"]}
+    assert refit.keys() == stored.keys() and len(refit) == 6
+    for key, f in stored.items():
+        assert refit[key].loo_median == pytest.approx(f["loo_median"], abs=0.01), key
+
+
+def test_a_held_out_model_is_priced_near_its_measured_time_from_the_committed_calibration():
+    """ResNet-50 at batch 8, never used to calibrate, priced from the committed calibration of a
+    2-core VM: within 25 % of the time measured on that VM (benchmarks/results/predict_heldout.json)."""
+    rows = json.loads((pathlib.Path(__file__).parent.parent / "benchmarks/results/predict_heldout.json").read_text())["rows"]
+    (measured,) = [r["measured_s"] for r in rows if (r["model"], r["batch"]) == ("resnet50", 8)]
+    a = jaxcost.analyze(models.build_abstract("resnet50"), jax.ShapeDtypeStruct((8, 224, 224, 3), jnp.float32),
+                        theory=False)
+    peaks = get_peaks("cpu", measure=False)
+    assert peaks.rounds == 3 and peaks.source == "measured"
+    predicted = program_roofline(a, peaks).predicted_s
+    assert predicted / measured == pytest.approx(1.0, abs=0.25)

@@ -127,6 +127,28 @@ def test_program_roofline_uses_class_rates_and_overhead():
             for op in a.ops), rel=1e-12)
 
 
+def test_the_critical_path_runs_independent_kernels_alongside():
+    """Two independent matmuls feeding one elementwise kernel: the sum prices them one after
+    the other, the critical path one matmul then the elementwise kernel."""
+    def f(x, w1, w2):
+        return jnp.tanh(x @ w1) + jnp.sin(x @ w2)
+
+    S = jax.ShapeDtypeStruct
+    a = jaxcost.analyze(f, S((256, 512), jnp.float32), S((512, 512), jnp.float32), S((512, 512), jnp.float32),
+                        theory=False)
+    r = jaxcost.program_roofline(a, PEAKS)
+    (m1, m2), (add,) = [[p for p in r.points if (p.flops > 1e8) == big] for big in (True, False)]
+    assert m1.time_s == m2.time_s == pytest.approx(2 * 256 * 512 * 512 / 100e9)
+    assert r.predicted_s == pytest.approx(m1.time_s + m2.time_s + add.time_s, rel=1e-12)
+    assert r.critical_path_s == pytest.approx(m1.time_s + add.time_s, rel=1e-12)
+    assert "(critical path 1.499e-03 s)" in repr(r)
+    # a chain has no slack: the path is the sum
+    chain = jaxcost.analyze(lambda x, w: jnp.tanh(jnp.tanh(x @ w) @ w), S((256, 512), jnp.float32),
+                            S((512, 512), jnp.float32), theory=False)
+    c = jaxcost.program_roofline(chain, PEAKS)
+    assert c.critical_path_s == pytest.approx(c.predicted_s, rel=1e-12)
+
+
 def test_conv_class_of_parsed_instructions():
     from jaxcost.compiler.hlo import parse_module
     from jaxcost.perf.kernels import conv_class

@@ -4,6 +4,7 @@ reaches on its kind and size of work, summed into a predicted latency."""
 from __future__ import annotations
 
 import dataclasses
+import graphlib
 
 from jaxcost.hardware import parse_target
 from jaxcost.perf.peaks import DevicePeaks, chip_peaks, get_peaks
@@ -41,7 +42,9 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
     :data:`FIRST_TOUCH`, charges the paging-in of the buffers the program allocates afresh
     on every call (its temporaries and outputs), where the calibration measured it.
     A while loop counts its body trip-count times (XLA's ``known_trip_count``), each
-    kernel of the body launched each time. Transcendentals count as flops here. A
+    kernel of the body launched each time. The sum assumes kernels run one after another;
+    ``critical_path_s`` is the longest chain of dependent kernels (:func:`critical_path`), the
+    time if independent ones ran alongside each other -- XLA:CPU's runtime overlaps some. Transcendentals count as flops here. A
     custom call XLA could not price counts zero flops (warned in the analysis)."""
     if not analysis.compiled:
         raise ValueError("a roofline needs the compiled module: analyze(..., compile=True)")
@@ -64,5 +67,21 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
     overhead = peaks.kernel_overhead_s
     if overhead is None:
         overhead = GPU_LAUNCH_OVERHEAD_S if analysis.backend == "gpu" else 0.0
-    return dataclasses.replace(roofline(kernels, peaks, dtype=dtype, launch_overhead_s=overhead),
-                               program_factor=factor)
+    roof = roofline(kernels, peaks, dtype=dtype, launch_overhead_s=overhead)
+    times = {p.name: p.time_s for p in roof.points}
+    path = None if analysis.module is None else (
+        critical_path(analysis.module.module.entry, times) + times.get(FIRST_TOUCH, 0.0))
+    return dataclasses.replace(roof, program_factor=factor, critical_path_s=path)
+
+
+def critical_path(entry, seconds: dict[str, float]) -> float:
+    """The longest chain of data dependencies through the computation ``entry`` (a parsed HLO
+    computation), each instruction taking ``seconds[name]`` (0 when absent: parameters,
+    tuples, bitcasts): the time of the program if every kernel started as soon as its operands
+    were ready, however many ran at once. A loop is one step of the chain (its whole price)."""
+    operands = {i.name: i.operand_names for i in entry.instructions}
+    done: dict[str, float] = {}
+    for name in graphlib.TopologicalSorter(operands).static_order():
+        ready = max((done[o] for o in operands.get(name, ())), default=0.0)
+        done[name] = ready + seconds.get(name, 0.0)
+    return max(done.values(), default=0.0)

@@ -71,8 +71,10 @@ class KernelTime:
 class Profile(Shown):
     """Measured time of one compiled program: ``step_s`` (the median run's span), ``kernels``
     (heaviest first, with the concurrency and gap rows, adding up to ``step_s`` exactly),
-    ``layers`` (seconds per layer path), ``predicted_s`` (the roofline's total) and
-    ``runs`` (steps profiled). ``unmatched``: events of the program naming no priced op."""
+    ``layers`` (seconds per layer path), ``predicted_s`` (the roofline's total: kernels one after
+    another) and ``critical_path_s`` (its longest chain of dependent kernels: independent ones
+    alongside; the measured concurrency row tells how much the runtime overlapped), ``runs``
+    (steps profiled). ``unmatched``: events of the program naming no priced op."""
 
     name: str
     device_kind: str
@@ -82,6 +84,7 @@ class Profile(Shown):
     predicted_s: float | None
     runs: int
     unmatched: dict[str, float] = dataclasses.field(default_factory=dict)
+    critical_path_s: float | None = None
 
     def __repr__(self) -> str:
         return (f"Profile({self.name!r}, {self.device_kind}, step {secs(self.step_s)}, "
@@ -101,7 +104,9 @@ class Profile(Shown):
         from rich.console import Group
         from rich.table import Table
 
-        t = Table(title=f"{self.name}: where the time goes (step {secs(self.step_s)}, median of {self.runs} runs)")
+        pred = "" if self.predicted_s is None else f"; predicted {secs(self.predicted_s)}" + (
+            f", critical path {secs(self.critical_path_s)}" if self.critical_path_s is not None else "")
+        t = Table(title=f"{self.name}: where the time goes (step {secs(self.step_s)}, median of {self.runs} runs{pred})")
         for col in ("kernel", "measured", "share", "predicted", "pred/meas", "bound", "GFLOP/s", "GB/s", "layers"):
             t.add_column(col, justify="left" if col in ("kernel", "bound", "layers") else "right",
                          no_wrap=col != "layers")
@@ -122,7 +127,7 @@ class Profile(Shown):
 
     def to_dict(self) -> dict:
         return {"name": self.name, "device_kind": self.device_kind, "step_s": self.step_s, "runs": self.runs,
-                "predicted_s": self.predicted_s, "layers": self.layers, "unmatched": self.unmatched,
+                "predicted_s": self.predicted_s, "critical_path_s": self.critical_path_s, "layers": self.layers, "unmatched": self.unmatched,
                 "kernels": [{**dataclasses.asdict(k), "layers": list(k.layers)} for k in self.kernels]}
 
 
@@ -258,7 +263,8 @@ def profile_compiled(analysis, run, *, steps: int = 5, name: str | None = None, 
     layers[CONCURRENT] = concurrent
     layers[GAPS] = gaps
     return Profile(name or analysis.name, device_kind, step, kernels, dict(layers),
-                   roof.predicted_s if roof is not None else None, len(runs), unmatched)
+                   roof.predicted_s if roof is not None else None, len(runs), unmatched,
+                   roof.critical_path_s if roof is not None else None)
 
 
 def profile(fn, *args, steps: int = 5, warmup: int = 2, backend: str | None = None, analysis=None,

@@ -15,6 +15,12 @@ the other, each at its own roof). A kernel may bring its own compute time
 classes (:mod:`jaxcost.perf.kernels`) rather than at the one peak; and the
 number of launches it stands for (``(name, flops, bytes, compute_s, launches)``,
 a loop: each pays the launch overhead).
+
+``critical_path_s`` (where the program's dependency graph is known:
+:func:`jaxcost.perf.predict.program_roofline`) is the other end: the longest chain of kernels
+each waiting on the previous one's output, each at its own roof -- the time if every
+independent kernel ran alongside the others at its solo speed. A runtime that runs
+independent kernels on several threads (XLA:CPU does) lands between the two.
 """
 
 from __future__ import annotations
@@ -49,11 +55,13 @@ class Roofline(Shown):
     launch_overhead_s: float = 0.0
     device_kind: str = ""
     program_factor: float = 1.0  # kernels' times scaled by it (jaxcost.perf.programs)
+    critical_path_s: float | None = None  # longest chain of dependent kernels (None: graph unknown)
 
     def __repr__(self) -> str:
         bound = sum(p.bound == "memory" for p in self.points)
         noted = f", {len(self.notes)} with caveats" if self.notes else ""
-        return (f"Roofline({self.device_kind or '?'}, {self.dtype}, predicted {self.predicted_s:.3e} s, "
+        path = f" (critical path {self.critical_path_s:.3e} s)" if self.critical_path_s is not None else ""
+        return (f"Roofline({self.device_kind or '?'}, {self.dtype}, predicted {self.predicted_s:.3e} s{path}, "
                 f"{len(self.points)} kernels, {bound} memory-bound{noted})")
 
     def __rich__(self, top: int = 15):
@@ -62,6 +70,8 @@ class Roofline(Shown):
         from jaxcost.report.format import footnotes, secs, si
 
         factor = f", in-program factor {self.program_factor:.2f}" if self.program_factor != 1.0 else ""
+        if self.critical_path_s is not None:
+            factor += f"; critical path {secs(self.critical_path_s)} (independent kernels run alongside)"
         t = Table(title=f"Roofline ({self.device_kind}, {self.dtype}): predicted {secs(self.predicted_s)}, "
                         f"{len(self.points)} kernels; peak {si(self.peak_flops_per_s, 'FLOP/s')}, "
                         f"{si(self.bandwidth_bytes_per_s, 'B/s')}, ridge {self.ridge_intensity:.1f} flop/B{factor}")
