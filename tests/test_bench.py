@@ -249,7 +249,16 @@ def test_sweep_takes_modules():
     assert [r.error for r in res] == [None, None] and [r.batch_size for r in res] == [1, 2]
 
 
-def test_measure_peaks_tiny():
+def test_measure_peaks_tiny(monkeypatch):
+    """The whole calibration path on fewer kernels and programs (the full one takes 26 s)."""
+    from jaxcost.perf import calibrate, programs
+
+    monkeypatch.setattr(calibrate, "KERNELS_PER_CLASS", {"conv": 14, "conv1x1": 12, "grouped": 3, "depthwise": 3,
+                                                        "dot": 12, "window": 2, "attention": 2})
+    monkeypatch.setattr(calibrate, "LARGE_KERNELS", {"conv": 1, "conv1x1": 0, "dot": 0})
+    monkeypatch.setattr(calibrate, "SMALL_MAP_KERNELS", {})
+    monkeypatch.setattr(calibrate, "UNPADDED_KERNELS", 2)
+    monkeypatch.setattr(programs, "PROGRAMS", 4)
     p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
     assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0
     assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise", "dot", "window", "attention"}
