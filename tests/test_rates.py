@@ -359,8 +359,9 @@ def test_the_suites_calibration_is_current_and_its_fits_are_reproduced():
 
 def test_a_held_out_model_is_priced_near_its_measured_time_from_the_committed_calibration():
     """ResNet-50 at batch 8, never used to calibrate, priced from the committed calibration of a
-    2-core VM: within 25 % of the time measured on that VM (benchmarks/results/predict_heldout.json)."""
-    rows = json.loads((pathlib.Path(__file__).parent.parent / "benchmarks/results/predict_heldout.json").read_text())["rows"]
+    2-core VM: within 25 % of the time measured on that VM the same day
+    (benchmarks/results/predict_heldout_day2.json)."""
+    rows = json.loads((pathlib.Path(__file__).parent.parent / "benchmarks/results/predict_heldout_day2.json").read_text())["rows"]
     (measured,) = [r["measured_s"] for r in rows if (r["model"], r["batch"]) == ("resnet50", 8)]
     a = jaxcost.analyze(models.build_abstract("resnet50"), jax.ShapeDtypeStruct((8, 224, 224, 3), jnp.float32),
                         theory=False)
