@@ -44,8 +44,9 @@ def program_roofline(analysis, peaks: DevicePeaks | None = None, dtype: str | No
     A while loop counts its body trip-count times (XLA's ``known_trip_count``), each
     kernel of the body launched each time. The sum assumes kernels run one after another;
     ``critical_path_s`` is the longest chain of dependent kernels (:func:`critical_path`), the
-    time if independent ones ran alongside each other -- XLA:CPU's runtime overlaps some. Transcendentals count as flops here. A
-    custom call XLA could not price counts zero flops (warned in the analysis)."""
+    time if independent ones ran alongside each other -- XLA:CPU's runtime overlaps some.
+    Transcendentals count as flops here. A custom call XLA could not price counts zero flops
+    (warned in the analysis)."""
     if not analysis.compiled:
         raise ValueError("a roofline needs the compiled module: analyze(..., compile=True)")
     if peaks is None and analysis.target:  # compiled for a TPU slice: its chip's published peaks

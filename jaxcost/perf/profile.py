@@ -127,7 +127,8 @@ class Profile(Shown):
 
     def to_dict(self) -> dict:
         return {"name": self.name, "device_kind": self.device_kind, "step_s": self.step_s, "runs": self.runs,
-                "predicted_s": self.predicted_s, "critical_path_s": self.critical_path_s, "layers": self.layers, "unmatched": self.unmatched,
+                "predicted_s": self.predicted_s, "critical_path_s": self.critical_path_s, "layers": self.layers,
+                "unmatched": self.unmatched,
                 "kernels": [{**dataclasses.asdict(k), "layers": list(k.layers)} for k in self.kernels]}
 
 

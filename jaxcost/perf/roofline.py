@@ -69,12 +69,12 @@ class Roofline(Shown):
 
         from jaxcost.report.format import footnotes, secs, si
 
-        factor = f", in-program factor {self.program_factor:.2f}" if self.program_factor != 1.0 else ""
+        extra = f", in-program factor {self.program_factor:.2f}" if self.program_factor != 1.0 else ""
         if self.critical_path_s is not None:
-            factor += f"; critical path {secs(self.critical_path_s)} (independent kernels run alongside)"
+            extra += f"; critical path {secs(self.critical_path_s)} (independent kernels run alongside)"
         t = Table(title=f"Roofline ({self.device_kind}, {self.dtype}): predicted {secs(self.predicted_s)}, "
                         f"{len(self.points)} kernels; peak {si(self.peak_flops_per_s, 'FLOP/s')}, "
-                        f"{si(self.bandwidth_bytes_per_s, 'B/s')}, ridge {self.ridge_intensity:.1f} flop/B{factor}")
+                        f"{si(self.bandwidth_bytes_per_s, 'B/s')}, ridge {self.ridge_intensity:.1f} flop/B{extra}")
         for col in ("kernel", "flops", "bytes", "flop/B", "predicted", "share", "bound"):
             t.add_column(col, justify="left" if col in ("kernel", "bound") else "right", no_wrap=True)
         for p in sorted(self.points, key=lambda p: -p.time_s)[:top]:
