@@ -14,7 +14,9 @@ seconds; the figure compared is the median run (the lowest of the passes' median
 calibration kernels' are (their median runs), and the fastest run is reported beside it. Writes
 benchmarks/results/predict_heldout.json and .md: per model predicted / measured, the fraction
 within +-10 % and +-25 %, the median |error|, and per kernel class the predicted vs measured
-time summed over the profiled kernels of every model (``jaxcost.profile``).
+time summed over the profiled kernels of every model (``jaxcost.profile``), and the whole
+calibration (``peaks``), from which ``benchmarks/reprice_heldout.py`` prices the same models
+again with other code.
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ def main():
     save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best")},
                     "rows": rows, "classes": classes, "calibration_kernels": len(peaks.kernel_table),
                     "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor, "rounds": peaks.rounds,
-                    "program_rows": peaks.program_rows}, markdown(peaks, rows, classes, machine()))
+                    "program_rows": peaks.program_rows, "peaks": peaks.to_dict()},
+         markdown(peaks, rows, classes, machine()))
 
 
 if __name__ == "__main__":

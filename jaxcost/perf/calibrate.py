@@ -49,8 +49,8 @@ from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 10  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
-# 10: unpadded convs
+CALIBRATION_VERSION = 11  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
+# 10: unpadded convs; 11: the synthetic programs' kernels priced at the fitted law's time (Rates.seconds)
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on

@@ -1,12 +1,14 @@
 """Each kernel of a compiled program priced on its own: the time the calibration says it takes.
 
 A top-level op of the optimized module is one kernel (a while loop: its body's kernels, each
-trip). Its compute time is its convolutions' and dots' flops at the rate this device reaches
-on their class, size and kind of kernel (:class:`jaxcost.perf.rates.Rates`), the rest at the
-peak; its memory time its bytes at the bandwidth an elementwise kernel of that size reaches::
+trip). Its compute time is the time this device takes for its convolutions and dots of their
+class, size and kind of kernel (:meth:`jaxcost.perf.rates.Rates.seconds`: the fitted law's time
+of their features, else their flops at the rate of the nearest calibration kernels), the rest's
+flops at the peak; its memory time its bytes at the bandwidth an elementwise kernel of that
+size reaches::
 
-    compute_s = n * sum(flops_w / rate(class_w, features_w, impl_w))     over its Work items
-    memory_s  = n * bytes / bandwidth(bytes)                             n = loop trips (else 1)
+    compute_s = n * sum(seconds(class_w, features_w, flops_w, impl_w))     over its Work items
+    memory_s  = n * bytes / bandwidth(bytes)                               n = loop trips (else 1)
 
 both scaled by the device's in-program factor (:mod:`jaxcost.perf.programs`: kernels inside a
 program run slower than alone, on cold caches). The roofline (:mod:`jaxcost.perf.roofline`)
@@ -52,7 +54,7 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> K
     prices a while loop's body once: it runs trip-count times (XLA's ``known_trip_count``;
     unknown: once, as XLA counts it), each kernel of the body launched each time."""
     work = class_work(op)
-    compute_s = sum(w.flops / rates.flops_per_s(w.cls, w.features, w.impl) for w in work)
+    compute_s = sum(rates.seconds(w.cls, w.features, w.flops, w.impl) for w in work)
     n, launches = 1, 1
     if op.opcode == "while" and op.instruction is not None:
         n = trip_count(op.instruction)

@@ -180,7 +180,7 @@ def fit_rates(table: Sequence[Sequence]) -> list[RateFit]:
 
 
 class Rates:
-    """A device's rates, from its calibration table and fits: :meth:`flops_per_s` of a
+    """A device's rates, from its calibration table and fits: :meth:`seconds` of a
     conv or dot kernel, :meth:`bandwidth` of a memory-bound one, :meth:`first_touch` of a
     fresh allocation."""
 
@@ -203,24 +203,30 @@ class Rates:
             return None
         return max((f for f in self.fits.values() if f.cls == cls), key=lambda f: f.rows, default=None)
 
-    def flops_per_s(self, cls: str, features: tuple[int, ...] | None, impl: str = "") -> float:
-        """FLOP/s of a ``cls`` kernel with :func:`kernel_features` ``features`` run by an
-        ``impl`` kernel: from the fit of its class and kind of kernel, else interpolated
-        among the calibration kernels of that kind (:func:`kernel_rate`). An unpadded conv
+    def seconds(self, cls: str, features: tuple[int, ...] | None, flops: float, impl: str = "") -> float:
+        """Seconds of a ``cls`` kernel with :func:`kernel_features` ``features`` that does
+        ``flops`` (XLA's count), run by an ``impl`` kernel: the time the fit of its class and
+        kind of kernel gives its features, else ``flops`` at the rate interpolated among the
+        calibration kernels of that kind (:func:`kernel_rate`). An unpadded conv
         (:data:`jaxcost.perf.kernels.UNPADDED`) of a class the table has none of is priced as a
-        padded one."""
+        padded one.
+
+        The fitted law prices the features, not ``flops``: XLA counts only the window taps
+        that fall on the input, so a padded conv's ``flops`` are below ``2 M K N groups`` --
+        0.82x for a 3x3 window on a 7x7 map, 0.17x for a 7x7 depthwise window on a 3x3 map --
+        while the kernel takes the time its features say (ConvNeXt's 7x7 depthwise convs on
+        6x6 and 3x3 maps ran 2.4x and 5x longer than ``flops`` at the law's rate)."""
         if impl.endswith(UNPADDED) and (cls, impl) not in self._kinds:
             impl = impl.removesuffix(UNPADDED)
         fit = self._fit_for(cls, impl) if features is not None else None
         if fit is None:
-            return kernel_rate(cls, features, self.table, self.class_rates, self.peak, impl=impl)
+            return flops / kernel_rate(cls, features, self.table, self.class_rates, self.peak, impl=impl)
         f = np.array([features], dtype=float)
         log_t = _log_seconds(fit.params, f)[0]
         if fit.corrected:
             coords, resid, spread = self._residuals_of(fit)
             log_t += _idw(coords, resid, np.log(f[0]), spread)
-        flops = 2.0 * math.prod(features[:3]) * features[4]
-        return flops / math.exp(log_t)
+        return math.exp(log_t)
 
     def _residuals_of(self, fit: RateFit):
         key = (fit.cls, fit.impl)

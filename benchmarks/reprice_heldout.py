@@ -1,0 +1,86 @@
+"""A held-out run priced again by the code checked out now: the same calibration, the same
+measurements, so the two columns differ by the predictor alone -- not by the minute the machine
+was timed in (on this 2-core VM two runs of one code moved 10-20 points in the ±10 % fraction).
+
+    python benchmarks/reprice_heldout.py [--run predict_heldout] [--out predict_heldout_repriced]
+
+Reads ``benchmarks/results/<run>.json`` (written by ``predict_heldout.py`` with its calibration,
+``peaks``), compiles the synthetic programs again to price them with this code and fits the
+in-program factor anew from their stored times (:mod:`jaxcost.perf.programs`), then prices every
+model of the run (``jaxcost.program_roofline``, nothing is run) and writes ``<out>.json`` and
+``.md``: per model the run's ratio (predicted / measured median run) and this code's, and the
+summary of both. A change picked by comparing these columns has seen these models: quote a fresh
+``predict_heldout.py`` run for it as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax
+from _results import RESULTS, machine, save
+from predict_heldout import KERAS, keras_program, stats, zoo_program
+from rich.progress import track
+
+import jaxcost
+from jaxcost.perf import DevicePeaks
+from jaxcost.perf.predict import program_roofline
+from jaxcost.perf.programs import ProgramFactor, prepare_programs, program_rows
+
+
+def reprice(run: dict) -> tuple[ProgramFactor, list[dict]]:
+    """The run's in-program factor fitted again and every model's row priced again, with the
+    run's calibration and this code."""
+    peaks = DevicePeaks.from_dict(run["peaks"])
+    programs = prepare_programs(jax.devices(peaks.platform)[0])
+    seconds = [r[1] for r in peaks.program_rows]
+    factor = ProgramFactor.fit(program_rows(programs, seconds, peaks.rates(), peaks.kernel_overhead_s or 0.0))
+    peaks = dataclasses.replace(peaks, program_factor=factor.factor, program_rows=[list(r) for r in factor.rows])
+    rows = []
+    for r in track([r for r in run["rows"] if "ratio" in r], description="pricing the run's models again"):
+        fn, args = (keras_program(r["model"], KERAS[r["model"]], r["batch"]) if r["source"] == "keras"
+                    else zoo_program(r["model"], r["batch"]))
+        predicted = program_roofline(jaxcost.analyze(fn, *args, theory=False), peaks).predicted_s
+        rows.append({**{k: r[k] for k in ("source", "model", "batch", "measured_s")}, "run_ratio": r["ratio"],
+                     "ratio": predicted / r["measured_s"], "predicted_s": predicted})
+    return factor, rows
+
+
+def markdown(name: str, run: dict, factor: ProgramFactor, rows: list[dict]) -> str:
+    before, after = stats(rows, "run_ratio"), stats(rows)
+    lines = [f"# `{name}` priced again ({machine()})", "",
+             (f"The calibration and the measured times of `benchmarks/results/{name}.json`; the predictions of "
+              f"the code that made that run and of the code checked out now (in-program factor fitted again: "
+              f"{factor!r}; the run's: {run['program_factor']:.3f})."), "",
+             "| code | models x batches | within ±10 % | within ±25 % | median abs error |", "|---|---:|---:|---:|---:|"]
+    for label, s in (("the run's", before), ("now", after)):
+        lines.append(f"| {label} | {s['n']} | {s['within_10']:.0%} | {s['within_25']:.0%} | {s['median_abs_error']:.1%} |")
+    lines += ["", "| source | model | batch | measured | pred/meas (run) | pred/meas (now) |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['source']} | {r['model']} | {r['batch']} | {1e3 * r['measured_s']:.2f} ms | {r['run_ratio']:.2f} | "
+              f"{r['ratio']:.2f} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", default="predict_heldout", help="a predict_heldout.py results name in benchmarks/results")
+    p.add_argument("--out", default=None, help="results name (default: <run>_repriced)")
+    args = p.parse_args()
+    with open(os.path.join(RESULTS, args.run + ".json")) as f:
+        run = json.load(f)
+    if "peaks" not in run:
+        raise SystemExit(f"{args.run}.json holds no calibration ('peaks'): only runs of predict_heldout.py "
+                         "since it saves one can be priced again")
+    factor, rows = reprice(run)
+    save(args.out or args.run + "_repriced", {"machine": machine(), "run": args.run, "program_factor": factor.factor,
+                                              "summary": {"run": stats(rows, "run_ratio"), "now": stats(rows)},
+                                              "rows": rows}, markdown(args.run, run, factor, rows))
+
+
+if __name__ == "__main__":
+    main()
