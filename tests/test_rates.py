@@ -394,3 +394,19 @@ def test_a_held_out_model_is_priced_near_its_measured_time_from_the_committed_ca
     assert peaks.rounds == 3 and peaks.source == "measured"
     predicted = program_roofline(a, peaks).predicted_s
     assert predicted / measured == pytest.approx(1.0, abs=0.25)
+
+
+def test_the_suites_program_factor_is_reproduced_by_pricing_its_programs_again():
+    """The synthetic programs priced again by this code, with the committed calibration's rates
+    and their stored times, give its stored in-program factor: pricing that changed since the
+    calibration was made (and would leave a stale factor in every cached calibration) fails
+    here until CALIBRATION_VERSION is bumped and the fixture regenerated."""
+    from jaxcost.perf.programs import ProgramFactor, prepare_programs, program_rows
+
+    peaks = DevicePeaks.from_dict(next(iter(json.loads(pathlib.Path(FIXTURE_PEAKS).read_text()).values())))
+    programs = prepare_programs(jax.devices("cpu")[0])
+    rows = program_rows(programs, [r[1] for r in peaks.program_rows], peaks.rates(), peaks.kernel_overhead_s)
+    assert [r[0] for r in rows] == [r[0] for r in peaks.program_rows]
+    for new, stored in zip(rows, peaks.program_rows):
+        assert new[2:] == pytest.approx(stored[2:], rel=1e-9), new[0]
+    assert ProgramFactor.fit(rows).factor == pytest.approx(peaks.program_factor, rel=1e-12)
