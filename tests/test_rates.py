@@ -133,6 +133,17 @@ POINTS = [(b * hw * hw, k * k * ci, co, k * k, 1, hw * hw) for b in (1, 8) for h
           for ci, co in ((16, 32), (64, 128), (256, 64)) for k in (1, 3)]
 
 
+@pytest.mark.parametrize("params", [8, 9])
+def test_the_rate_laws_jacobian_is_its_derivative(params):
+    from jaxcost.perf.rates import _START, _log_seconds_jacobian
+
+    f = np.array(POINTS, dtype=float)
+    p = np.log(_START[:params]) + np.linspace(-0.5, 0.5, params)
+    eye = np.eye(params) * 1e-6
+    numeric = np.stack([(_log_seconds(p + e, f) - _log_seconds(p - e, f)) / 2e-6 for e in eye], axis=1)
+    assert _log_seconds_jacobian(p, f) == pytest.approx(numeric, abs=1e-7)
+
+
 def test_the_rate_model_recovers_a_known_law():
     table = _table(POINTS, LAW)
     (fit,) = fit_rates(table)
