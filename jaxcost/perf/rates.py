@@ -72,7 +72,7 @@ def _terms(p: np.ndarray, f: np.ndarray):
     eff = np.prod([x / (x + h) for x, h in zip(sizes, halves)], axis=0)
     compute = 2 * m * k * n * groups / (rate * eff)
     memory = 4 * (m * k * groups / taps + k * n * groups + m * n * groups) / bw
-    return t0 + 0 * m, compute, memory, sizes, halves
+    return np.full_like(m, t0), compute, memory, sizes, halves
 
 
 def _log_seconds(p: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -87,9 +87,8 @@ def _log_seconds_jacobian(p: np.ndarray, f: np.ndarray) -> np.ndarray:
     x moves the compute term by h / (x + h)): the fits take it instead of finite differences."""
     fixed, compute, memory, sizes, halves = _terms(p, f)
     t = fixed + compute + memory
-    share = compute / t
-    cols = [fixed / t, -share] + [share * h / (x + h) for x, h in zip(sizes[:5], halves[:5])] + [-memory / t]
-    cols += [share * h / (x + h) for x, h in zip(sizes[5:], halves[5:])]
+    half = [compute / t * h / (x + h) for x, h in zip(sizes, halves)]  # in _NAMES order, the batch's last
+    cols = [fixed / t, -compute / t, *half[:5], -memory / t, *half[5:]]
     return np.stack(cols, axis=1) * (np.abs(p) < 50)
 
 
