@@ -303,7 +303,7 @@ def test_class_work_prices_a_max_pool_as_a_window():
 
 
 def test_attention_in_one_kernel_is_priced_as_its_own_class():
-    from jaxcost.perf.calibrate import _attention, _attention_flops, _prepare
+    from jaxcost.perf.calibrate import _attention, _attention_flops, prepare_kernel
     from jaxcost.perf.kernels import class_work, is_attention
     from jaxcost.perf.pricing import price_op
     from jaxcost.perf.rates import Rates
@@ -323,10 +323,10 @@ def test_attention_in_one_kernel_is_priced_as_its_own_class():
     assert cost.note == ""
     # calibration: a kernel XLA fuses into one is a row of its two dots' flops; one it does not, none
     device = jax.devices("cpu")[0]
-    _, fused = _prepare("attention", _attention, (16, 64, 6, 32), (2, 16, 64, 6, 32), device)
+    _, fused = prepare_kernel("attention", _attention, (16, 64, 6, 32), (2, 16, 64, 6, 32), device)
     assert fused[:4] == ["attention", 64, 32, 64] and fused[5] == _attention_flops(16, 64, 6, 32)
     assert fused[7:] == [1, 96, "fusion:__ynn_fusion", 64]
-    assert _prepare("attention", _attention, (8, 36, 6, 64), (2, 8, 36, 6, 64), device) is None
+    assert prepare_kernel("attention", _attention, (8, 36, 6, 64), (2, 8, 36, 6, 64), device) is None
 
 
 def test_the_in_program_factor_scales_kernels_not_fixed_costs():
@@ -363,6 +363,12 @@ def test_median_over_passes_runs_long_calls_once_per_pass():
     best = median_over_passes([short, long], passes=2, repeats=3, budget_s=0.0, long_s=0.02)
     # pass 1: a timed warm-up run, then 3 runs (short) or 1 (long); pass 2: 3 runs or 1
     assert calls == {"short": 1 + 3 + 3, "long": 1 + 1 + 1}
+    assert 0 <= best[0] < 0.02 and best[1] >= 0.03
+    # their first runs already made (and timed) while preparing: none in the first pass, and
+    # the first run's seconds decide which is long
+    calls.update(short=0, long=0)
+    best = median_over_passes([short, long], passes=2, repeats=3, budget_s=0.0, long_s=0.02, first=[0.001, 0.05])
+    assert calls == {"short": 3 + 3, "long": 1 + 1}
     assert 0 <= best[0] < 0.02 and best[1] >= 0.03
 
 

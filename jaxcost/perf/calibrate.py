@@ -177,6 +177,31 @@ def spread_subset(points: list[tuple], n: int) -> list[tuple]:
     return [p for p, t in zip(points, taken) if t]
 
 
+def conv_kernel(cls: str, point: tuple) -> tuple:
+    """``(class, fn, x shape, w shape)`` of the :data:`CONV_GRID` entry ``point`` of ``cls``."""
+    b, hw, ci, co, k, g = point
+    return cls, functools.partial(_conv, groups=g), (b, hw, hw, ci * g), (k, k, ci, co * g)
+
+
+def dot_kernel(point: tuple) -> tuple:
+    """``(class, fn, x shape, w shape)`` of the :data:`DOT_GRID` entry ``point``."""
+    b, m, k, n = point
+    return "dot", jnp.matmul, (b, m, k) if b > 1 else (m, k), (b, k, n) if b > 1 else (k, n)
+
+
+def pool_kernel(point: tuple) -> tuple:
+    """``(class, fn, x shape, w shape)`` of the :data:`POOL_GRID` entry ``point``."""
+    b, hw, c, k, s = point
+    return "window", functools.partial(_pool, k=k, stride=s), (b, hw, hw, c), (2,)
+
+
+def grid_flops(cls: str, point: tuple) -> float:
+    """The flops (``2 M K N groups``; a pool's compares) of the grid entry ``point`` of ``cls``."""
+    if cls == "dot":
+        return 2.0 * math.prod(point)
+    return _pool_flops(*point) if cls == "window" else _conv_flops(*point)
+
+
 def calibration_kernels() -> list[tuple]:
     """``(class, fn, x shape, w shape)`` of every calibration kernel: per class,
     :data:`KERNELS_PER_CLASS` kernels of its grid (:data:`CONV_GRID`, :data:`DOT_GRID`) between
@@ -192,21 +217,19 @@ def calibration_kernels() -> list[tuple]:
         large = [p for p in grid if MAX_FLOPS[cls] < _conv_flops(*p) <= LARGE_FLOPS.get(cls, 0)]
         picked = spread_subset(small, KERNELS_PER_CLASS[cls])
         window_larger = [p for p in small if p[1] < p[4] and p not in picked]
-        for b, hw, ci, co, k, g in picked + spread_subset(large, LARGE_KERNELS.get(cls, 0)) + spread_subset(
-                window_larger, SMALL_MAP_KERNELS.get(cls, 0)):
-            kernels.append((cls, functools.partial(_conv, groups=g), (b, hw, hw, ci * g), (k, k, ci, co * g)))
+        kernels += [conv_kernel(cls, p) for p in picked + spread_subset(large, LARGE_KERNELS.get(cls, 0))
+                    + spread_subset(window_larger, SMALL_MAP_KERNELS.get(cls, 0))]
     unpadded = [p for p in UNPADDED_GRID if MIN_FLOPS <= _conv_flops(*p[:5], 1) <= UNPADDED_MAX_FLOPS]
     for b, hw, ci, co, k, s in spread_subset(unpadded, UNPADDED_KERNELS):
         side = (hw - 1) * s + k  # the input side whose unpadded conv has ``hw`` outputs a side
         kernels.append(("conv", functools.partial(_conv, groups=1, stride=s, padding="VALID"), (b, side, side, ci),
                         (k, k, ci, co)))
-    small = [p for p in DOT_GRID if MIN_FLOPS <= 2.0 * math.prod(p) <= MAX_FLOPS["dot"]]
-    large = [p for p in DOT_GRID if MAX_FLOPS["dot"] < 2.0 * math.prod(p) <= LARGE_FLOPS["dot"]]
-    for b, m, k, n in spread_subset(small, KERNELS_PER_CLASS["dot"]) + spread_subset(large, LARGE_KERNELS["dot"]):
-        kernels.append(("dot", jnp.matmul, (b, m, k) if b > 1 else (m, k), (b, k, n) if b > 1 else (k, n)))
+    small = [p for p in DOT_GRID if MIN_FLOPS <= grid_flops("dot", p) <= MAX_FLOPS["dot"]]
+    large = [p for p in DOT_GRID if MAX_FLOPS["dot"] < grid_flops("dot", p) <= LARGE_FLOPS["dot"]]
+    kernels += [dot_kernel(p) for p in spread_subset(small, KERNELS_PER_CLASS["dot"])
+                + spread_subset(large, LARGE_KERNELS["dot"])]
     pools = [p for p in POOL_GRID if MIN_FLOPS <= _pool_flops(*p) <= MAX_FLOPS["window"]]
-    for b, hw, c, k, s in spread_subset(pools, KERNELS_PER_CLASS["window"]):
-        kernels.append(("window", functools.partial(_pool, k=k, stride=s), (b, hw, hw, c), (2,)))
+    kernels += [pool_kernel(p) for p in spread_subset(pools, KERNELS_PER_CLASS["window"])]
     attention = [p for p in ATTENTION_GRID if MIN_FLOPS <= _attention_flops(*p) <= MAX_FLOPS["attention"]]
     for b, t, h, d in spread_subset(attention, KERNELS_PER_CLASS["attention"]):
         kernels.append(("attention", _attention, (b, t, h, d), (2, b, t, h, d)))
@@ -243,7 +266,7 @@ def call_overhead(device: jax.Device) -> float:
     return statistics.median(time_runs(in_place(lambda x, w: x + w, one, one)[0], 20, BUDGET_S))
 
 
-def _prepare(cls, fn, xs, ws, device) -> tuple | None:
+def prepare_kernel(cls, fn, xs, ws, device) -> tuple | None:
     """``(run, row)``: the kernel compiled to run in place, and its table row but for the time;
     None for an attention kernel that XLA did not compile into one kernel."""
     x, w = _inputs(xs, ws, device)
@@ -262,14 +285,19 @@ def _prepare(cls, fn, xs, ws, device) -> tuple | None:
     return run, [cls, m, k, n, None, flops, None, taps, groups, kernel_impl(kernel, leaf), pixels]
 
 
-def _fault_row(nbytes: int, device, rounds: int = 1) -> list:
-    """Seconds to page in a fresh allocation of ``nbytes``: an elementwise kernel writing a
-    fresh output, less the same kernel writing a donated one (the mean over ``rounds``)."""
+def _fault_kernels(nbytes: int, device) -> tuple[Callable, Callable]:
+    """An elementwise kernel over ``nbytes`` compiled twice: writing a fresh output on every
+    call, and writing a donated one (:func:`in_place`)."""
     x, w = _inputs((nbytes // 4,), (2,), device)
     fresh = jax.jit(_elementwise).lower(x, w).compile()
-    donated = in_place(_elementwise, x, w)[0]
-    extra = statistics.mean(max(best_time(lambda: fresh(x, w), REPEATS, BUDGET_S)
-                                - best_time(donated, REPEATS, BUDGET_S), 0.0) for _ in range(rounds))
+    return (lambda: fresh(x, w)), in_place(_elementwise, x, w)[0]
+
+
+def _fault_row(nbytes: int, fresh: Callable, donated: Callable, rounds: int = 1) -> list:
+    """Seconds to page in a fresh allocation of ``nbytes``: the :func:`_fault_kernels` kernel
+    writing a fresh output, less the same kernel writing a donated one (the mean over ``rounds``)."""
+    extra = statistics.mean(max(best_time(fresh, REPEATS, BUDGET_S) - best_time(donated, REPEATS, BUDGET_S), 0.0)
+                            for _ in range(rounds))
     return ["fault", nbytes, 1, 1, nbytes / extra if extra else 0.0, nbytes, extra, 1, 1, "", 1]
 
 
@@ -287,35 +315,48 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
     ``passes`` passes, and every paging-in cost the mean of that many measurements
     (:func:`jaxcost.perf.stats.median_over_passes`): on a 2-core VM predictions made from two
     one-round calibrations minutes apart differed by 14 % (median over 58 models), from two
-    three-round ones by 4.5 % (``benchmarks/results/calibration_stability.md``)."""
+    three-round ones by 4.5 % (``benchmarks/results/calibration_stability.md``).
+
+    Kernels are compiled, their inputs written and each run once (its one-off first-call
+    costs) on a thread pool, the runs of one overlapping the compiles of others; only the timed
+    passes run one thing at a time."""
     overhead = call_overhead(device)
 
     def prepare(kernel):
         cls, fn, xs, ws = kernel
         if on_kernel is not None:
             on_kernel(f"{cls} {xs} x {ws}")
-        return _prepare(cls, fn, xs, ws, device)
+        prepared = prepare_kernel(cls, fn, xs, ws, device)
+        return prepared and (*prepared, _first_run(prepared[0]))
 
     with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:  # XLA compiles without the GIL
         prepared = [p for p in pool.map(prepare, calibration_kernels()) if p is not None]
+        first_alongside = list(pool.map(_first_run, alongside))
+        faults = list(pool.map(lambda n: _fault_kernels(n, device), FAULT_SIZES))
     # the alongside callables spread evenly through the kernels: the machine's speed drifts
     # within a pass (on this 2-core VM kernels' times moved 15 % between passes minutes apart)
-    runs = [run for run, _ in prepared]
+    runs, first = [p[0] for p in prepared], [p[2] for p in prepared]
     slots = [round((i + 0.5) * len(runs) / len(alongside)) + i for i in range(len(alongside))]
-    for slot, fn in zip(slots, alongside):
+    for slot, fn, t in zip(slots, alongside, first_alongside):
         runs.insert(slot, fn)
-    times = median_over_passes(runs, passes, REPEATS, BUDGET_S, LONG_S, rounds)
+        first.insert(slot, t)
+    times = median_over_passes(runs, passes, REPEATS, BUDGET_S, LONG_S, rounds, first)
     best = [t for i, t in enumerate(times) if i not in set(slots)] + [times[i] for i in slots]
     rows = []
-    for (_, row), seconds in zip(prepared, best):
+    for (_, row, _), seconds in zip(prepared, best):
         seconds = max(seconds - overhead, 0.5 * seconds)
         row[4], row[6] = row[5] / seconds, seconds
         rows.append(row)
-    for nbytes in FAULT_SIZES:
+    for nbytes, (fresh, donated) in zip(FAULT_SIZES, faults):
         if on_kernel is not None:
             on_kernel(f"paging in {nbytes >> 20} MB")
-        rows.append(_fault_row(nbytes, device, rounds))
+        rows.append(_fault_row(nbytes, fresh, donated, rounds))
     return rows, best[len(prepared):]
+
+
+def _first_run(run: Callable) -> float:
+    """Seconds of ``run()``'s first call."""
+    return time_runs(run, 1, warmup=False)[0]
 
 
 def measure_dispatch_overhead(device: jax.Device, n: int = 64, repeats: int = 5) -> float:
