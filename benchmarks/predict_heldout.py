@@ -6,12 +6,15 @@ weights), at batch 1 and 8, measured on this machine.
 
     python benchmarks/predict_heldout.py [--zoo resnet50,...] [--keras ConvNeXtTiny,...]
                                          [--batches 1,8] [--budget 1.0] [--passes 2] [--rounds 3]
-                                         [--keep-peaks] [--out predict_heldout]
+                                         [--measure-rounds 3] [--keep-peaks] [--out predict_heldout]
 
-Measured: each model is timed in ``--passes`` passes over the whole list (so a slow minute of
-the machine does not hit one model's every run), each pass at least 3 runs within ``--budget``
-seconds; the figure compared is the median run (the lowest of the passes' medians), as the
-calibration kernels' are (their median runs), and the fastest run is reported beside it. Writes
+Measured: each model is timed in ``--measure-rounds`` rounds of ``--passes`` passes over the
+whole list (so a slow minute of the machine does not hit one model's every run), each pass at
+least 3 runs within ``--budget`` seconds; the figure compared is each round's lowest median run,
+geometrically averaged over the rounds -- exactly as the calibration's kernels and programs are
+timed (``jaxcost peaks --rounds``) -- and the fastest run is reported beside it. (Runs before
+2026-12-06's third took one round: two runs of the same code then differed by 12 % per model,
+sd of the log ratio of their measured times.) Writes
 benchmarks/results/predict_heldout.json and .md: per model predicted / measured, the fraction
 within +-10 % and +-25 %, the median |error|, and per kernel class the predicted vs measured
 time summed over the profiled kernels of every model (``jaxcost.profile``), and the whole
@@ -22,6 +25,7 @@ again with other code.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 from collections import defaultdict
@@ -85,14 +89,14 @@ def kernel_classes(a, p) -> dict[str, tuple[float, float]]:
     return {c: (v[0], v[1]) for c, v in out.items()}
 
 
-def run(zoo, keras_models, batches, budget, refresh, passes, rounds):
+def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rounds):
     peaks = get_peaks(jax.default_backend(), measure=True, refresh=refresh, rounds=rounds)
     jobs = [("zoo", n, b) for n in zoo for b in batches] + [("keras", n, b) for n in keras_models for b in batches]
     rows: dict[tuple, dict] = {}
     programs: dict[tuple, tuple] = {}
     classes = defaultdict(lambda: [0.0, 0.0])
-    for p in range(passes):
-        for job in track(jobs, description=f"held-out models, pass {p + 1}/{passes}"):
+    for p in range(passes * measure_rounds):
+        for job in track(jobs, description=f"held-out models, pass {p + 1}/{passes * measure_rounds}"):
             source, name, batch = job
             if job in rows and "error" in rows[job]:
                 continue
@@ -113,14 +117,20 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds):
                 stats = jaxcost.benchmark(fn, *args, time_budget_s=budget, min_repeats=3).stats
                 row = rows[job]
                 row["best_s"] = min(row["best_s"], stats.min)
-                row["median_s"] = min(row["median_s"], stats.median)
                 row["pass_medians_s"].append(stats.median)
-                row["measured_s"] = row["median_s"]
+                row["median_s"] = row["measured_s"] = measured(row["pass_medians_s"], passes)
                 row["ratio"] = row["predicted_s"] / row["median_s"]
                 row["ratio_best"] = row["predicted_s"] / row["best_s"]
             except Exception as e:  # noqa: BLE001 - a model that fails is a row with its error
                 rows[job] = {"source": source, "model": name, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
     return peaks, [rows[j] for j in jobs], {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()}
+
+
+def measured(pass_medians: list[float], passes: int) -> float:
+    """A model's time as the calibration's kernels' (``jaxcost.perf.stats.median_over_passes``):
+    each round's lowest median over its ``passes`` passes, the geometric mean over the rounds."""
+    rounds = [min(pass_medians[i:i + passes]) for i in range(0, len(pass_medians), passes)]
+    return math.exp(sum(math.log(t) for t in rounds) / len(rounds))
 
 
 def stats(rows, key: str = "ratio") -> dict:
@@ -131,16 +141,18 @@ def stats(rows, key: str = "ratio") -> dict:
             "median_abs_error": statistics.median(err) if err else None}
 
 
-def markdown(peaks, rows, classes, host: str) -> str:
+def markdown(peaks, rows, classes, host: str, passes: int) -> str:
     factor = ProgramFactor.fit(peaks.program_rows)
+    rounds = max(len(r.get("pass_medians_s", [])) for r in rows) // max(passes, 1)
     lines = [f"# Held-out latency prediction ({host})", "",
              (f"Calibration: `jaxcost peaks --rounds {peaks.rounds}` on this machine, {len(peaks.kernel_table)} "
               "synthetic kernels "
               "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, ATTENTION_GRID, MEMORY_SIZES, FAULT_SIZES) "
               f"and the rate model fitted to them; {len(peaks.program_rows)} synthetic programs (jaxcost.perf.programs) timed "
               f"in the same passes give the in-program factor: {factor!r}. No model below was used to "
-              "calibrate. Measured: the median run (the lowest of the passes' medians; the calibration kernels "
-              "are timed the same way); the fastest run beside it. Predicted: `jaxcost.program_roofline`, "
+              "calibrate. Measured: the median run, each round's lowest over its "
+              f"{passes} passes, geometrically averaged over {rounds} round(s) (the calibration's kernels are timed the "
+              "same way); the fastest run beside it. Predicted: `jaxcost.program_roofline`, "
               "which runs nothing."), "",
              "| set | models x batches | within ±10 % | within ±25 % | median abs error | vs fastest run: ±10 % | ±25 % |",
              "|---|---:|---:|---:|---:|---:|---:|"]
@@ -186,17 +198,18 @@ def main():
     p.add_argument("--budget", type=float, default=1.0)
     p.add_argument("--passes", type=int, default=2)
     p.add_argument("--rounds", type=int, default=3, help="timing rounds of the calibration (jaxcost peaks --rounds)")
+    p.add_argument("--measure-rounds", type=int, default=3, help="timing rounds of the models (of --passes passes each)")
     p.add_argument("--out", default="predict_heldout", help="results file name in benchmarks/results (.json, .md)")
     p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
     args = p.parse_args()
     peaks, rows, classes = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
                                [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes,
-                               args.rounds)
+                               args.rounds, args.measure_rounds)
     save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best")},
                     "rows": rows, "classes": classes, "calibration_kernels": len(peaks.kernel_table),
-                    "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor, "rounds": peaks.rounds,
+                    "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor, "rounds": peaks.rounds, "measure_rounds": args.measure_rounds, "passes": args.passes,
                     "program_rows": peaks.program_rows, "peaks": peaks.to_dict()},
-         markdown(peaks, rows, classes, machine()))
+         markdown(peaks, rows, classes, machine(), args.passes))
 
 
 if __name__ == "__main__":

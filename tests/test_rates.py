@@ -364,12 +364,6 @@ def test_median_over_passes_runs_long_calls_once_per_pass():
     # pass 1: a timed warm-up run, then 3 runs (short) or 1 (long); pass 2: 3 runs or 1
     assert calls == {"short": 1 + 3 + 3, "long": 1 + 1 + 1}
     assert 0 <= best[0] < 0.02 and best[1] >= 0.03
-    # their first runs already made (and timed) while preparing: none in the first pass, and
-    # the first run's seconds decide which is long
-    calls.update(short=0, long=0)
-    best = median_over_passes([short, long], passes=2, repeats=3, budget_s=0.0, long_s=0.02, first=[0.001, 0.05])
-    assert calls == {"short": 3 + 3, "long": 1 + 1}
-    assert 0 <= best[0] < 0.02 and best[1] >= 0.03
 
 
 def test_median_over_passes_rounds_average_each_rounds_lowest_median(monkeypatch):

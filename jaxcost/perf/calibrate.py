@@ -285,19 +285,14 @@ def prepare_kernel(cls, fn, xs, ws, device) -> tuple | None:
     return run, [cls, m, k, n, None, flops, None, taps, groups, kernel_impl(kernel, leaf), pixels]
 
 
-def _fault_kernels(nbytes: int, device) -> tuple[Callable, Callable]:
-    """An elementwise kernel over ``nbytes`` compiled twice: writing a fresh output on every
-    call, and writing a donated one (:func:`in_place`)."""
+def _fault_row(nbytes: int, device, rounds: int = 1) -> list:
+    """Seconds to page in a fresh allocation of ``nbytes``: an elementwise kernel writing a
+    fresh output, less the same kernel writing a donated one (the mean over ``rounds``)."""
     x, w = _inputs((nbytes // 4,), (2,), device)
     fresh = jax.jit(_elementwise).lower(x, w).compile()
-    return (lambda: fresh(x, w)), in_place(_elementwise, x, w)[0]
-
-
-def _fault_row(nbytes: int, fresh: Callable, donated: Callable, rounds: int = 1) -> list:
-    """Seconds to page in a fresh allocation of ``nbytes``: the :func:`_fault_kernels` kernel
-    writing a fresh output, less the same kernel writing a donated one (the mean over ``rounds``)."""
-    extra = statistics.mean(max(best_time(fresh, REPEATS, BUDGET_S) - best_time(donated, REPEATS, BUDGET_S), 0.0)
-                            for _ in range(rounds))
+    donated = in_place(_elementwise, x, w)[0]
+    extra = statistics.mean(max(best_time(lambda: fresh(x, w), REPEATS, BUDGET_S)
+                                - best_time(donated, REPEATS, BUDGET_S), 0.0) for _ in range(rounds))
     return ["fault", nbytes, 1, 1, nbytes / extra if extra else 0.0, nbytes, extra, 1, 1, "", 1]
 
 
@@ -315,48 +310,35 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
     ``passes`` passes, and every paging-in cost the mean of that many measurements
     (:func:`jaxcost.perf.stats.median_over_passes`): on a 2-core VM predictions made from two
     one-round calibrations minutes apart differed by 14 % (median over 58 models), from two
-    three-round ones by 4.5 % (``benchmarks/results/calibration_stability.md``).
-
-    Kernels are compiled, their inputs written and each run once (its one-off first-call
-    costs) on a thread pool, the runs of one overlapping the compiles of others; only the timed
-    passes run one thing at a time."""
+    three-round ones by 4.5 % (``benchmarks/results/calibration_stability.md``)."""
     overhead = call_overhead(device)
 
     def prepare(kernel):
         cls, fn, xs, ws = kernel
         if on_kernel is not None:
             on_kernel(f"{cls} {xs} x {ws}")
-        prepared = prepare_kernel(cls, fn, xs, ws, device)
-        return prepared and (*prepared, _first_run(prepared[0]))
+        return prepare_kernel(cls, fn, xs, ws, device)
 
     with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:  # XLA compiles without the GIL
         prepared = [p for p in pool.map(prepare, calibration_kernels()) if p is not None]
-        first_alongside = list(pool.map(_first_run, alongside))
-        faults = list(pool.map(lambda n: _fault_kernels(n, device), FAULT_SIZES))
     # the alongside callables spread evenly through the kernels: the machine's speed drifts
     # within a pass (on this 2-core VM kernels' times moved 15 % between passes minutes apart)
-    runs, first = [p[0] for p in prepared], [p[2] for p in prepared]
+    runs = [run for run, _ in prepared]
     slots = [round((i + 0.5) * len(runs) / len(alongside)) + i for i in range(len(alongside))]
-    for slot, fn, t in zip(slots, alongside, first_alongside):
+    for slot, fn in zip(slots, alongside):
         runs.insert(slot, fn)
-        first.insert(slot, t)
-    times = median_over_passes(runs, passes, REPEATS, BUDGET_S, LONG_S, rounds, first)
+    times = median_over_passes(runs, passes, REPEATS, BUDGET_S, LONG_S, rounds)
     best = [t for i, t in enumerate(times) if i not in set(slots)] + [times[i] for i in slots]
     rows = []
-    for (_, row, _), seconds in zip(prepared, best):
+    for (_, row), seconds in zip(prepared, best):
         seconds = max(seconds - overhead, 0.5 * seconds)
         row[4], row[6] = row[5] / seconds, seconds
         rows.append(row)
-    for nbytes, (fresh, donated) in zip(FAULT_SIZES, faults):
+    for nbytes in FAULT_SIZES:
         if on_kernel is not None:
             on_kernel(f"paging in {nbytes >> 20} MB")
-        rows.append(_fault_row(nbytes, fresh, donated, rounds))
+        rows.append(_fault_row(nbytes, device, rounds))
     return rows, best[len(prepared):]
-
-
-def _first_run(run: Callable) -> float:
-    """Seconds of ``run()``'s first call."""
-    return time_runs(run, 1, warmup=False)[0]
 
 
 def measure_dispatch_overhead(device: jax.Device, n: int = 64, repeats: int = 5) -> float:

@@ -85,24 +85,21 @@ def best_time(fn, repeats: int, budget_s: float = 0.0, max_repeats: int = 200) -
     return min(time_runs(fn, repeats, budget_s, max_repeats))
 
 
-def median_over_passes(fns, passes: int, repeats: int, budget_s: float, long_s: float, rounds: int = 1,
-                       first: Sequence[float] | None = None) -> list[float]:
+def median_over_passes(fns, passes: int, repeats: int, budget_s: float, long_s: float, rounds: int = 1) -> list[float]:
     """Each of ``fns``' median run, the lowest over ``passes`` passes through all of them (so
-    that a busy moment of the machine does not spoil one's every run). Each is first run once,
-    untimed in the figures (the first call of a compiled program pays one-off costs): in the
-    first pass, or before, with ``first`` the seconds those runs took (made while preparing, on
-    a thread pool: :func:`jaxcost.perf.calibrate.measure_kernel_table`). One slower than
-    ``long_s`` is then run once in each pass, the others :func:`time_runs` (``repeats``,
-    ``budget_s``). With ``rounds`` > 1 the passes are repeated that many times and each's
-    figure is the geometric mean of the rounds' lowest medians: the same estimate, steadier (on
-    a 2-core VM the machine's speed drifts by several percent from one minute to the next)."""
+    that a busy moment of the machine does not spoil one's every run). In the first pass each
+    gets a warm-up run, timed; one slower than ``long_s`` is then run once in each pass, the
+    others :func:`time_runs` (``repeats``, ``budget_s``). With ``rounds`` > 1 the passes are
+    repeated that many times and each's figure is the geometric mean of the rounds' lowest
+    medians: the same estimate, steadier (on a 2-core VM the machine's speed drifts by
+    several percent from one minute to the next)."""
     logs = [0.0] * len(fns)
-    typical = list(first) if first is not None else []  # each one's time so far: its first run's, then its lowest median
+    typical: list[float] = []  # each one's time so far: its warm-up run's, then its lowest median
     for r in range(rounds):
         best = [math.inf] * len(fns)
         for p in range(passes):
             for i, fn in enumerate(fns):
-                if r == p == 0 and first is None:
+                if r == p == 0:
                     typical.append(time_runs(fn, 1, warmup=False)[0])
                 runs = time_runs(fn, 1 if typical[i] > long_s else repeats, budget_s, warmup=False)
                 best[i] = min(best[i], _quantile(sorted(runs), 0.5))
