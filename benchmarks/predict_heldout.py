@@ -207,7 +207,8 @@ def main():
                                args.rounds, args.measure_rounds)
     save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best")},
                     "rows": rows, "classes": classes, "calibration_kernels": len(peaks.kernel_table),
-                    "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor, "rounds": peaks.rounds, "measure_rounds": args.measure_rounds, "passes": args.passes,
+                    "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor, "rounds": peaks.rounds,
+                    "measure_rounds": args.measure_rounds, "passes": args.passes,
                     "program_rows": peaks.program_rows, "peaks": peaks.to_dict()},
          markdown(peaks, rows, classes, machine(), args.passes))
 

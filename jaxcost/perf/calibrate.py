@@ -213,8 +213,8 @@ def calibration_kernels() -> list[tuple]:
     kernels (:data:`MEMORY_SIZES`)."""
     kernels = []
     for cls, grid in CONV_GRID.items():
-        small = [p for p in grid if MIN_FLOPS <= _conv_flops(*p) <= MAX_FLOPS[cls]]
-        large = [p for p in grid if MAX_FLOPS[cls] < _conv_flops(*p) <= LARGE_FLOPS.get(cls, 0)]
+        small = [p for p in grid if MIN_FLOPS <= grid_flops(cls, p) <= MAX_FLOPS[cls]]
+        large = [p for p in grid if MAX_FLOPS[cls] < grid_flops(cls, p) <= LARGE_FLOPS.get(cls, 0)]
         picked = spread_subset(small, KERNELS_PER_CLASS[cls])
         window_larger = [p for p in small if p[1] < p[4] and p not in picked]
         kernels += [conv_kernel(cls, p) for p in picked + spread_subset(large, LARGE_KERNELS.get(cls, 0))
@@ -228,7 +228,7 @@ def calibration_kernels() -> list[tuple]:
     large = [p for p in DOT_GRID if MAX_FLOPS["dot"] < grid_flops("dot", p) <= LARGE_FLOPS["dot"]]
     kernels += [dot_kernel(p) for p in spread_subset(small, KERNELS_PER_CLASS["dot"])
                 + spread_subset(large, LARGE_KERNELS["dot"])]
-    pools = [p for p in POOL_GRID if MIN_FLOPS <= _pool_flops(*p) <= MAX_FLOPS["window"]]
+    pools = [p for p in POOL_GRID if MIN_FLOPS <= grid_flops("window", p) <= MAX_FLOPS["window"]]
     kernels += [pool_kernel(p) for p in spread_subset(pools, KERNELS_PER_CLASS["window"])]
     attention = [p for p in ATTENTION_GRID if MIN_FLOPS <= _attention_flops(*p) <= MAX_FLOPS["attention"]]
     for b, t, h, d in spread_subset(attention, KERNELS_PER_CLASS["attention"]):
