@@ -237,11 +237,16 @@ def calibration_kernels() -> list[tuple]:
     return kernels
 
 
-def _inputs(xs, ws, device):
-    """Constant inputs of shapes ``xs`` and ``ws`` on ``device``, written once (into the device's
-    buffers: broadcast scalars, no host array to fill and copy)."""
-    return (jax.device_put(np.broadcast_to(np.float32(0.5), xs), device),
-            jax.device_put(np.broadcast_to(np.float32(0.01), ws), device))
+def constant(shape, value, device) -> jax.Array:
+    """A float32 array of ``shape`` filled with ``value`` on ``device``, written once (into the
+    device's buffer: a broadcast scalar, no host array to fill and copy)."""
+    return jax.device_put(np.broadcast_to(np.float32(value), shape), device)
+
+
+def _inputs(xs, ws, device, make=constant):
+    """Constant inputs of shapes ``xs`` and ``ws`` on ``device``, made by ``make``
+    (:func:`constant`; a cached one shares them among kernels: they are only read)."""
+    return make(xs, 0.5, device), make(ws, 0.01, device)
 
 
 def in_place(fn, x, w):
@@ -266,10 +271,11 @@ def call_overhead(device: jax.Device) -> float:
     return statistics.median(time_runs(in_place(lambda x, w: x + w, one, one)[0], 20, BUDGET_S))
 
 
-def prepare_kernel(cls, fn, xs, ws, device) -> tuple | None:
-    """``(run, row)``: the kernel compiled to run in place, and its table row but for the time;
-    None for an attention kernel that XLA did not compile into one kernel."""
-    x, w = _inputs(xs, ws, device)
+def prepare_kernel(cls, fn, xs, ws, device, make=constant) -> tuple | None:
+    """``(run, row)``: the kernel compiled to run in place on inputs made by ``make``
+    (:func:`_inputs`), and its table row but for the time; None for an attention kernel that
+    XLA did not compile into one kernel."""
+    x, w = _inputs(xs, ws, device, make)
     run, compiled = in_place(fn, x, w)
     if cls == "memory":  # the rate of a memory-bound kernel is its bytes per second
         nbytes = 8 * math.prod(xs)
@@ -312,12 +318,13 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
     one-round calibrations minutes apart differed by 14 % (median over 58 models), from two
     three-round ones by 4.5 % (``benchmarks/results/calibration_stability.md``)."""
     overhead = call_overhead(device)
+    shared = functools.cache(constant)  # kernels of equal input shapes read the same buffers
 
     def prepare(kernel):
         cls, fn, xs, ws = kernel
         if on_kernel is not None:
             on_kernel(f"{cls} {xs} x {ws}")
-        return prepare_kernel(cls, fn, xs, ws, device)
+        return prepare_kernel(cls, fn, xs, ws, device, shared)
 
     with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:  # XLA compiles without the GIL
         prepared = [p for p in pool.map(prepare, calibration_kernels()) if p is not None]
