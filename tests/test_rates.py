@@ -193,6 +193,39 @@ def test_rates_fall_back_to_neighbours_of_the_same_kernel_kind():
     assert Rates([], [], {"grouped": 7e9}, 1e12, 1e10).seconds("grouped", (1, 1, 1, 1, 2, 1), 7e9) == 1.0
 
 
+
+def test_a_kernel_outside_the_calibrated_range_is_named_in_the_dimensions_it_leaves():
+    table = _table(POINTS, LAW) + [["conv", 49, 288, 64, 2e9, 3.6e6, 1.8e-3, 9, 1, "convolution", 49]]
+    rates = Rates(table, fit_rates(table), {}, 1e12, 1e10)
+    lo = [min(p[i] for p in POINTS) for i in range(6)]
+    hi = [max(p[i] for p in POINTS) for i in range(6)]
+    assert rates.outside("conv", tuple(lo), "fusion:__ynn_fusion") == ()  # the corner of the range is in it
+    small = (lo[0] - 1, *lo[1:5], lo[5] - 1)
+    assert rates.outside("conv", small, "fusion:__ynn_fusion") == ("M", "pixels", "flops")
+    assert rates.outside("conv", (*hi[:2], 2 * hi[2], *hi[3:]), "custom-call:x") == ("N", "flops")  # the fit's kind
+    # the one row of XLA's own conv emitter is its range (interpolated, no fit)
+    assert rates.outside("conv", (49, 288, 64, 9, 1, 49), "convolution") == ()
+    assert rates.outside("conv", (49, 288, 64, 9, 1, 50), "convolution") == ("pixels",)
+    assert rates.outside("other", None) == () and rates.outside("dot", (1, 1, 1, 1, 1, 1)) == ()  # none calibrated
+
+
+def test_a_1x1_conv_on_a_1x1_map_is_priced_with_a_caveat_from_the_committed_calibration():
+    """A classifier head run as a 1x1 conv on a 1x1 map (MobileNetV3's) is outside the
+    calibration's 1x1 convs (maps from 3x3): its price extrapolates and says so."""
+    from jaxcost.perf.pricing import RANGE_NOTE
+
+    def head(w, x):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    peaks = get_peaks("cpu", measure=False)
+    args = jax.ShapeDtypeStruct((1, 1, 1024, 1000), jnp.float32), jax.ShapeDtypeStruct((1, 1, 1, 1024), jnp.float32)
+    r = program_roofline(jaxcost.analyze(head, *args, theory=False), peaks)
+    assert set(r.notes.values()) == {RANGE_NOTE.format(what="conv1x1 M, pixels")}
+    inside = jax.ShapeDtypeStruct((8, 14, 14, 256), jnp.float32)
+    assert not program_roofline(jaxcost.analyze(head, jax.ShapeDtypeStruct((1, 1, 256, 256), jnp.float32), inside,
+                                                theory=False), peaks).notes
+
+
 MB = 2 ** 20
 FAULTS = [["fault", MB, 1, 1, 0.0, MB, 0.0, 1, 1, "", 1], ["fault", 64 * MB, 1, 1, 64 * MB / 0.016, 64 * MB, 0.016, 1, 1, "", 1]]
 

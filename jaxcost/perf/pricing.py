@@ -17,7 +17,9 @@ takes the longer of the two, plus a fixed cost per launch.
 A kernel that runs a chain of convolutions (one feeding the next) is priced the same way, as if
 each ran alone, and carries a note saying so (:data:`CHAIN_NOTE`): the library that runs the
 chain schedules it in ways the calibration's single kernels do not show. (Attention's two dots
-in one kernel are calibrated as a class of their own.)
+in one kernel are calibrated as a class of their own.) A kernel whose convolutions or dots lie
+outside the range of the calibration kernels they are priced from, in any dimension or in flops,
+carries a note naming them (:data:`RANGE_NOTE`): there the fitted law extrapolates.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import NamedTuple
 
 from jaxcost.compiler.loops import trip_count
 from jaxcost.perf.kernels import NO_KERNEL, chained_matmuls, class_work
-from jaxcost.perf.rates import Rates
+from jaxcost.perf.rates import FEATURES, Rates
 
 
 class KernelCost(NamedTuple):
@@ -39,7 +41,7 @@ class KernelCost(NamedTuple):
     launches: int
     network_s: float
     memory_s: float
-    note: str = ""  # why this price may be off (:data:`CHAIN_NOTE`)
+    note: str = ""  # why this price may be off (:data:`CHAIN_NOTE`, :data:`RANGE_NOTE`)
 
 
 # The caveat on a kernel that runs a chain of convolutions or dots (kernels.chained_matmuls),
@@ -47,6 +49,12 @@ class KernelCost(NamedTuple):
 CHAIN_NOTE = ("{n} matmuls chained in one kernel, priced as if each ran alone: XLA:CPU's YNNPACK ran conv chains "
               "at 0.6-6x the time of the same convs apart, slowest on maps up to 14x14 with 256+ channels "
               "(benchmarks/results/chain_fusions.md)")
+
+
+# The caveat on a kernel whose convolutions or dots lie outside the calibration kernels' range
+# (jaxcost.perf.rates.Rates.outside): ``what`` lists each class with the dimensions outside.
+RANGE_NOTE = ("outside the calibrated range ({what}): the rate law extrapolates (out of sample, beyond the "
+              "calibrated flops it priced grouped convs at 0.47x: benchmarks/results/rate_law_validation.md)")
 
 
 def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> KernelCost:
@@ -65,8 +73,14 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> K
     memory_s = nbytes / rates.bandwidth(nbytes)
     attention = any(w.cls == "attention" for w in work)  # calibrated as a class of its own
     chained = chained_matmuls(op.instruction) if op.instruction is not None and not attention else 0
+    outside: dict[str, set[str]] = {}
+    for w in work:
+        if dims := rates.outside(w.cls, w.features, w.impl):
+            outside.setdefault(w.cls, set()).update(dims)
+    what = "; ".join(f"{cls} {', '.join(d for d in FEATURES if d in dims)}" for cls, dims in sorted(outside.items()))
+    notes = [CHAIN_NOTE.format(n=chained + 1)] * bool(chained) + [RANGE_NOTE.format(what=what)] * bool(outside)
     return KernelCost(op.name, n * sum(w.flops for w in work), n * nbytes, factor * n * compute_s, launches,
-                      network_s, factor * n * memory_s, CHAIN_NOTE.format(n=chained + 1) if chained else "")
+                      network_s, factor * n * memory_s, "; ".join(notes))
 
 
 def paging_s(rates: Rates, memory) -> float:

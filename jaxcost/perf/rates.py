@@ -49,6 +49,9 @@ from jaxcost.perf.kernels import UNPADDED
 # erred 27 % (median) and the padded law 28 % (a law fitted to the unpadded kernels: 28 % on 79 of
 # them) -- but the padded law priced their total time at 0.41x, interpolation at 0.72x.
 NOT_FITTED = ("memory", "fault", "window", "attention")
+# The names of kernel_features' dimensions, and of their flops ``2 M K N groups``
+# (:meth:`Rates.outside`).
+FEATURES = ("M", "K", "N", "taps", "groups", "pixels", "flops")
 # Fewest calibration kernels a fit is made from (up to nine parameters).
 MIN_ROWS = 10
 NEIGHBOURS = 3
@@ -209,6 +212,7 @@ class Rates:
         self.fits = {(f.cls, f.impl): f for f in fits}
         self._kinds = {(r[0], r[9]) for r in table if len(r) >= 11}  # (class, kind) the table has
         self._residuals: dict[tuple[str, str], tuple] = {}
+        self._ranges: dict[tuple[str, str], tuple | None] = {}
 
     def __repr__(self) -> str:
         return f"Rates({len(self.fits)} fits, {len(self.table)} calibration rows, peak {self.peak / 1e9:.0f} GFLOP/s)"
@@ -247,6 +251,27 @@ class Rates:
             log_t += _idw(coords, resid, np.log(f[0]), spread)
         return math.exp(log_t)
 
+    def outside(self, cls: str, features: tuple[int, ...] | None, impl: str = "") -> tuple[str, ...]:
+        """The dimensions (:data:`FEATURES`) in which a ``cls`` kernel of ``features`` run by an
+        ``impl`` kernel lies outside the calibration kernels it is priced from (:meth:`seconds`:
+        those of its fit's kind, else of its own kind, else of its class): there its price
+        extrapolates. Out of sample, up to 3x beyond the calibrated flops, the law erred most
+        there -- grouped convs priced at 0.47x, 1x1 convs with a 34 % median error
+        (``benchmarks/results/rate_law_validation.md``). () where the table has no such kernels."""
+        if features is None:
+            return ()
+        if (cls, impl) not in self._ranges:
+            kind = impl.removesuffix(UNPADDED) if (cls, impl) not in self._kinds else impl
+            fit = self._fit_for(cls, kind)
+            rows = [r for r in self.table if r[0] == cls and len(r) >= 11]
+            rows = [r for r in rows if r[9] == (fit.impl if fit is not None else kind)] or rows
+            points = np.array([_with_flops(r[1:4] + r[7:9] + r[10:11]) for r in rows], dtype=float)
+            self._ranges[(cls, impl)] = (points.min(0), points.max(0)) if len(points) else None
+        bounds = self._ranges[(cls, impl)]
+        if bounds is None:
+            return ()
+        return tuple(name for name, x, lo, hi in zip(FEATURES, _with_flops(features), *bounds) if not lo <= x <= hi)
+
     def _residuals_of(self, fit: RateFit):
         key = (fit.cls, fit.impl)
         if key not in self._residuals:
@@ -262,6 +287,12 @@ class Rates:
 
     def first_touch(self, nbytes: float) -> float:
         return first_touch_seconds(nbytes, self.table)
+
+
+def _with_flops(features) -> tuple:
+    """:func:`kernel_features` and their flops, ``2 M K N groups``."""
+    m, k, n, _, groups, _ = features
+    return (*features, 2.0 * m * k * n * groups)
 
 
 def kernel_rate(cls: str, features: tuple[int, ...] | None, table: Sequence[Sequence],
