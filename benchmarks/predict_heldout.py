@@ -42,8 +42,10 @@ import models
 from jaxcost.perf import get_peaks
 from jaxcost.perf.kernels import class_work
 from jaxcost.perf.predict import program_roofline
+from jaxcost.perf.pricing import RANGE_NOTE
 from jaxcost.perf.programs import ProgramFactor
 
+OUTSIDE = RANGE_NOTE.split("(")[0]  # how the note on a kernel priced outside the calibrated range begins
 ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet", "inception_v3",
        "mobilenet_v1", "mobilenet_v2", "mobilenet_v2_1_4", "shufflenet_v2_x1_0", "shufflenet_v1_g3", "ghostnet",
        "xception", "se_resnet50", "dpn68", "vit_b_16", "swin_t", "transformer_base", "lstm"]
@@ -89,12 +91,30 @@ def kernel_classes(a, p) -> dict[str, tuple[float, float]]:
     return {c: (v[0], v[1]) for c, v in out.items()}
 
 
+def range_split(p) -> dict[str, list]:
+    """The profiled kernels priced inside and outside the calibrated range (the ones whose price
+    carries :data:`jaxcost.perf.pricing.RANGE_NOTE`): ``[predicted s, measured s, kernels,
+    per-kernel |pred/meas - 1| of those measured at 100 us or more]`` each."""
+    out = {"inside": [0.0, 0.0, 0, []], "outside": [0.0, 0.0, 0, []]}
+    for k in p.kernels:
+        if not k.predicted_s or k.name.startswith("("):
+            continue
+        part = out["outside" if OUTSIDE in k.note else "inside"]
+        part[0] += k.predicted_s
+        part[1] += k.measured_s
+        part[2] += 1
+        if k.measured_s >= 1e-4:
+            part[3].append(abs(k.predicted_s / k.measured_s - 1))
+    return out
+
+
 def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rounds):
     peaks = get_peaks(jax.default_backend(), measure=True, refresh=refresh, rounds=rounds)
     jobs = [("zoo", n, b) for n in zoo for b in batches] + [("keras", n, b) for n in keras_models for b in batches]
     rows: dict[tuple, dict] = {}
     programs: dict[tuple, tuple] = {}
     classes = defaultdict(lambda: [0.0, 0.0])
+    ranges = {"inside": [0.0, 0.0, 0, []], "outside": [0.0, 0.0, 0, []]}
     for p in range(passes * measure_rounds):
         for job in track(jobs, description=f"held-out models, pass {p + 1}/{passes * measure_rounds}"):
             source, name, batch = job
@@ -110,6 +130,9 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
                         for c, (pr, me) in kernel_classes(a, prof).items():
                             classes[c][0] += pr
                             classes[c][1] += me
+                        for part, (pr, me, n, errors) in range_split(prof).items():
+                            ranges[part] = [ranges[part][0] + pr, ranges[part][1] + me, ranges[part][2] + n,
+                                            ranges[part][3] + errors]
                     programs[job] = (fn, args)
                     rows[job] = {"source": source, "model": name, "batch": batch, "predicted_s": predicted,
                                  "best_s": float("inf"), "median_s": float("inf"), "pass_medians_s": []}
@@ -123,7 +146,10 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
                 row["ratio_best"] = row["predicted_s"] / row["best_s"]
             except Exception as e:  # noqa: BLE001 - a model that fails is a row with its error
                 rows[job] = {"source": source, "model": name, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
-    return peaks, [rows[j] for j in jobs], {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()}
+    return (peaks, [rows[j] for j in jobs], {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()},
+            {part: {"predicted_s": pr, "measured_s": me, "kernels": n,
+                    "median_error": statistics.median(errors) if errors else None, "timed_kernels": len(errors)}
+             for part, (pr, me, n, errors) in ranges.items()})
 
 
 def measured(pass_medians: list[float], passes: int) -> float:
@@ -141,7 +167,7 @@ def stats(rows, key: str = "ratio") -> dict:
             "median_abs_error": statistics.median(err) if err else None}
 
 
-def markdown(peaks, rows, classes, host: str, passes: int) -> str:
+def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None = None) -> str:
     factor = ProgramFactor.fit(peaks.program_rows)
     rounds = max(len(r.get("pass_medians_s", [])) for r in rows) // max(passes, 1)
     lines = [f"# Held-out latency prediction ({host})", "",
@@ -187,6 +213,17 @@ def markdown(peaks, rows, classes, host: str, passes: int) -> str:
         for c, v in sorted(classes.items()):
             ratio = v["predicted_s"] / v["measured_s"] if v["measured_s"] else float("nan")
             lines.append(f"| {c} | {1e3 * v['predicted_s']:.1f} ms | {1e3 * v['measured_s']:.1f} ms | {ratio:.2f} |")
+    if ranges and any(v["kernels"] for v in ranges.values()):
+        lines += ["", "## Inside and outside the calibrated range (profiled kernels)", "",
+                  ("A kernel whose convs or dots lie outside the calibration kernels' range in any dimension is "
+                   "priced by extrapolating the rate law, and says so (`jaxcost.perf.pricing.RANGE_NOTE`)."), "",
+                  "| kernels | count | predicted | measured | pred/meas | median error (kernels of 100 us+) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for part, v in ranges.items():
+            ratio = v["predicted_s"] / v["measured_s"] if v["measured_s"] else float("nan")
+            err = f"{v['median_error']:.0%} of {v['timed_kernels']}" if v["median_error"] is not None else ""
+            lines.append(f"| {part} | {v['kernels']} | {1e3 * v['predicted_s']:.1f} ms | {1e3 * v['measured_s']:.1f} ms | "
+                         f"{ratio:.2f} | {err} |")
     return "\n".join(lines) + "\n"
 
 
@@ -202,15 +239,16 @@ def main():
     p.add_argument("--out", default="predict_heldout", help="results file name in benchmarks/results (.json, .md)")
     p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
     args = p.parse_args()
-    peaks, rows, classes = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
+    peaks, rows, classes, ranges = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
                                [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes,
                                args.rounds, args.measure_rounds)
     save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best")},
-                    "rows": rows, "classes": classes, "calibration_kernels": len(peaks.kernel_table),
+                    "rows": rows, "classes": classes, "calibrated_range": ranges,
+                    "calibration_kernels": len(peaks.kernel_table),
                     "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor, "rounds": peaks.rounds,
                     "measure_rounds": args.measure_rounds, "passes": args.passes,
                     "program_rows": peaks.program_rows, "peaks": peaks.to_dict()},
-         markdown(peaks, rows, classes, machine(), args.passes))
+         markdown(peaks, rows, classes, machine(), args.passes, ranges))
 
 
 if __name__ == "__main__":
