@@ -19,7 +19,10 @@ benchmarks/results/predict_heldout.json and .md: per model predicted / measured,
 within +-10 % and +-25 %, the median |error|, and per kernel class the predicted vs measured
 time summed over the profiled kernels of every model (``jaxcost.profile``), and the whole
 calibration (``peaks``), from which ``benchmarks/reprice_heldout.py`` prices the same models
-again with other code.
+again with other code. The calibration's synthetic programs are timed again in every pass: their
+times against the calibration's say how much the machine drifted between the two (a 2-core VM's
+speed moves ~5-10 % within half an hour); the ratios scaled by that drift are reported beside, as a
+diagnostic of the predictor with the machine held still.
 """
 
 from __future__ import annotations
@@ -40,10 +43,12 @@ from rich.progress import track
 import jaxcost
 import models
 from jaxcost.perf import get_peaks
+from jaxcost.perf.calibrate import BUDGET_S, REPEATS
 from jaxcost.perf.kernels import class_work
 from jaxcost.perf.predict import program_roofline
 from jaxcost.perf.pricing import RANGE_NOTE
-from jaxcost.perf.programs import ProgramFactor
+from jaxcost.perf.programs import ProgramFactor, prepare_programs
+from jaxcost.perf.stats import time_runs
 
 OUTSIDE = RANGE_NOTE.split("(")[0]  # how the note on a kernel priced outside the calibrated range begins
 ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet", "inception_v3",
@@ -115,7 +120,15 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
     programs: dict[tuple, tuple] = {}
     classes = defaultdict(lambda: [0.0, 0.0])
     ranges = {"inside": [0.0, 0.0, 0, []], "outside": [0.0, 0.0, 0, []]}
+    # the calibration's synthetic programs, timed again in every pass: how much faster or slower the
+    # machine ran the models than it ran the calibration (drift, not the predictor)
+    synthetic = prepare_programs(jax.devices(peaks.platform)[0])
+    for prog in synthetic:
+        prog.run()  # warm-up
+    synthetic_medians: list[list[float]] = [[] for _ in synthetic]
     for p in range(passes * measure_rounds):
+        for prog, medians in zip(synthetic, synthetic_medians):
+            medians.append(statistics.median(time_runs(prog.run, REPEATS, BUDGET_S, warmup=False)))
         for job in track(jobs, description=f"held-out models, pass {p + 1}/{passes * measure_rounds}"):
             source, name, batch = job
             if job in rows and "error" in rows[job]:
@@ -146,7 +159,12 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
                 row["ratio_best"] = row["predicted_s"] / row["best_s"]
             except Exception as e:  # noqa: BLE001 - a model that fails is a row with its error
                 rows[job] = {"source": source, "model": name, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
-    return (peaks, [rows[j] for j in jobs], {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()},
+    drift = math.exp(statistics.mean(math.log(measured(m, passes) / r[1])
+                                     for m, r in zip(synthetic_medians, peaks.program_rows)))
+    for row in rows.values():
+        if "ratio" in row:
+            row["ratio_drift_adjusted"] = row["ratio"] * drift
+    return (drift, peaks, [rows[j] for j in jobs], {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()},
             {part: {"predicted_s": pr, "measured_s": me, "kernels": n,
                     "median_error": statistics.median(errors) if errors else None, "timed_kernels": len(errors)}
              for part, (pr, me, n, errors) in ranges.items()})
@@ -167,7 +185,7 @@ def stats(rows, key: str = "ratio") -> dict:
             "median_abs_error": statistics.median(err) if err else None}
 
 
-def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None = None) -> str:
+def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None = None, drift: float | None = None) -> str:
     factor = ProgramFactor.fit(peaks.program_rows)
     rounds = max(len(r.get("pass_medians_s", [])) for r in rows) // max(passes, 1)
     lines = [f"# Held-out latency prediction ({host})", "",
@@ -188,6 +206,12 @@ def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None =
         if s["n"]:
             lines.append(f"| {label} | {s['n']} | {s['within_10']:.0%} | {s['within_25']:.0%} | "
                          f"{s['median_abs_error']:.0%} | {m['within_10']:.0%} | {m['within_25']:.0%} |")
+    if drift is not None:
+        adjusted = stats(rows, "ratio_drift_adjusted")
+        lines += ["", (f"The machine's drift: the calibration's 16 synthetic programs, timed again in every pass of the "
+                       f"models, ran {drift:.3f}x their calibration times. Scaled by it (the predictor with the machine "
+                       f"held still, a diagnostic, not a prediction): {adjusted['within_10']:.0%} within ±10 %, "
+                       f"{adjusted['within_25']:.0%} within ±25 %, median error {adjusted['median_abs_error']:.0%}.")]
     lines += ["", "## Rate model (leave-one-out on the calibration kernels)", "",
               "| class | kernel | kernels | median error | within ±10 % | within ±25 % |", "|---|---|---:|---:|---:|---:|"]
     for f in peaks.kernel_fits:
@@ -239,16 +263,18 @@ def main():
     p.add_argument("--out", default="predict_heldout", help="results file name in benchmarks/results (.json, .md)")
     p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
     args = p.parse_args()
-    peaks, rows, classes, ranges = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
+    drift, peaks, rows, classes, ranges = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
                                [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes,
                                args.rounds, args.measure_rounds)
-    save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best")},
+    save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best"),
+                                                      "all_drift_adjusted": stats(rows, "ratio_drift_adjusted")},
+                    "drift": drift,
                     "rows": rows, "classes": classes, "calibrated_range": ranges,
                     "calibration_kernels": len(peaks.kernel_table),
                     "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor, "rounds": peaks.rounds,
                     "measure_rounds": args.measure_rounds, "passes": args.passes,
                     "program_rows": peaks.program_rows, "peaks": peaks.to_dict()},
-         markdown(peaks, rows, classes, machine(), args.passes, ranges))
+         markdown(peaks, rows, classes, machine(), args.passes, ranges, drift))
 
 
 if __name__ == "__main__":
