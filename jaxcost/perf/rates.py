@@ -255,9 +255,11 @@ class Rates:
         """The dimensions (:data:`FEATURES`) in which a ``cls`` kernel of ``features`` run by an
         ``impl`` kernel lies outside the calibration kernels it is priced from (:meth:`seconds`:
         those of its fit's kind, else of its own kind, else of its class): there its price
-        extrapolates. Out of sample, up to 3x beyond the calibrated flops, the law erred most
-        there -- grouped convs priced at 0.47x, 1x1 convs with a 34 % median error
-        (``benchmarks/results/rate_law_validation.md``). () where the table has no such kernels."""
+        extrapolates. On random kernels up to 3x beyond the calibrated flops it priced grouped
+        convs at 0.47x and erred 34 % (median) on 1x1 convs (``benchmarks/results/rate_law_validation.md``);
+        on held-out models' profiled kernels, those outside were priced at 0.78-0.91x of their
+        measured time, those inside at 0.89-1.07x (``predict_heldout_run5.md``, ``_run6.md``).
+        () where the table has no such kernels."""
         if features is None:
             return ()
         if (cls, impl) not in self._ranges:
