@@ -96,11 +96,10 @@ def kernel_classes(a, p) -> dict[str, tuple[float, float]]:
     return {c: (v[0], v[1]) for c, v in out.items()}
 
 
-def range_split(p) -> dict[str, list]:
-    """The profiled kernels priced inside and outside the calibrated range (the ones whose price
-    carries :data:`jaxcost.perf.pricing.RANGE_NOTE`): ``[predicted s, measured s, kernels,
-    per-kernel |pred/meas - 1| of those measured at 100 us or more]`` each."""
-    out = {"inside": [0.0, 0.0, 0, []], "outside": [0.0, 0.0, 0, []]}
+def range_split(p, out: dict[str, list]) -> None:
+    """Adds the profiled kernels of ``p`` priced inside and outside the calibrated range (the ones
+    whose price carries :data:`jaxcost.perf.pricing.RANGE_NOTE`) to ``out``: ``[predicted s,
+    measured s, kernels, per-kernel |pred/meas - 1| of those measured at 100 us or more]`` each."""
     for k in p.kernels:
         if not k.predicted_s or k.name.startswith("("):
             continue
@@ -110,7 +109,6 @@ def range_split(p) -> dict[str, list]:
         part[2] += 1
         if k.measured_s >= 1e-4:
             part[3].append(abs(k.predicted_s / k.measured_s - 1))
-    return out
 
 
 def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rounds):
@@ -143,9 +141,7 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
                         for c, (pr, me) in kernel_classes(a, prof).items():
                             classes[c][0] += pr
                             classes[c][1] += me
-                        for part, (pr, me, n, errors) in range_split(prof).items():
-                            ranges[part] = [ranges[part][0] + pr, ranges[part][1] + me, ranges[part][2] + n,
-                                            ranges[part][3] + errors]
+                        range_split(prof, ranges)
                     programs[job] = (fn, args)
                     rows[job] = {"source": source, "model": name, "batch": batch, "predicted_s": predicted,
                                  "best_s": float("inf"), "median_s": float("inf"), "pass_medians_s": []}
@@ -208,7 +204,8 @@ def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None =
                          f"{s['median_abs_error']:.0%} | {m['within_10']:.0%} | {m['within_25']:.0%} |")
     if drift is not None:
         adjusted = stats(rows, "ratio_drift_adjusted")
-        lines += ["", (f"The machine's drift: the calibration's 16 synthetic programs, timed again in every pass of the "
+        lines += ["", (f"The machine's drift: the calibration's {len(peaks.program_rows)} synthetic programs, timed again "
+                       "in every pass of the "
                        f"models, ran {drift:.3f}x their calibration times. Scaled by it (the predictor with the machine "
                        f"held still, a diagnostic, not a prediction): {adjusted['within_10']:.0%} within ±10 %, "
                        f"{adjusted['within_25']:.0%} within ±25 %, median error {adjusted['median_abs_error']:.0%}.")]

@@ -226,6 +226,11 @@ class Rates:
             return None
         return max((f for f in self.fits.values() if f.cls == cls), key=lambda f: f.rows, default=None)
 
+    def _kind(self, cls: str, impl: str) -> str:
+        """The kind of kernel ``impl`` is priced as: an unpadded conv of a class the table has
+        none of (:data:`jaxcost.perf.kernels.UNPADDED`) as a padded one."""
+        return impl.removesuffix(UNPADDED) if (cls, impl) not in self._kinds else impl
+
     def seconds(self, cls: str, features: tuple[int, ...] | None, flops: float, impl: str = "") -> float:
         """Seconds of a ``cls`` kernel with :func:`kernel_features` ``features`` that does
         ``flops`` (XLA's count), run by an ``impl`` kernel: the time the fit of its class and
@@ -239,8 +244,7 @@ class Rates:
         0.82x for a 3x3 window on a 7x7 map, 0.17x for a 7x7 depthwise window on a 3x3 map --
         while the kernel takes the time its features say (ConvNeXt's 7x7 depthwise convs on
         6x6 and 3x3 maps ran 2.4x and 5x longer than ``flops`` at the law's rate)."""
-        if impl.endswith(UNPADDED) and (cls, impl) not in self._kinds:
-            impl = impl.removesuffix(UNPADDED)
+        impl = self._kind(cls, impl)
         fit = self._fit_for(cls, impl) if features is not None else None
         if fit is None:
             return flops / kernel_rate(cls, features, self.table, self.class_rates, self.peak, impl=impl)
@@ -263,7 +267,7 @@ class Rates:
         if features is None:
             return ()
         if (cls, impl) not in self._ranges:
-            kind = impl.removesuffix(UNPADDED) if (cls, impl) not in self._kinds else impl
+            kind = self._kind(cls, impl)
             fit = self._fit_for(cls, kind)
             rows = [r for r in self.table if r[0] == cls and len(r) >= 11]
             rows = [r for r in rows if r[9] == (fit.impl if fit is not None else kind)] or rows
