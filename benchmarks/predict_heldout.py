@@ -4,7 +4,7 @@ synthetic networks, no model's layers),
 validated on models the calibration never saw: zoo models and Keras applications (random
 weights), at batch 1 and 8, measured on this machine.
 
-    python benchmarks/predict_heldout.py [--zoo resnet50,...] [--keras ConvNeXtTiny,...]
+    python benchmarks/predict_heldout.py [--zoo resnet50,...] [--keras ConvNeXtTiny,...] [--first-seen dpn92,...]
                                          [--batches 1,8] [--budget 1.0] [--passes 2] [--rounds 3]
                                          [--measure-rounds 3] [--keep-peaks] [--out predict_heldout]
 
@@ -22,7 +22,9 @@ calibration (``peaks``), from which ``benchmarks/reprice_heldout.py`` prices the
 again with other code. The calibration's synthetic programs are timed again in every pass: their
 times against the calibration's say how much the machine drifted between the two (a 2-core VM's
 speed moves ~5-10 % within half an hour); the ratios scaled by that drift are reported beside, as a
-diagnostic of the predictor with the machine held still.
+diagnostic of the predictor with the machine held still. ``--first-seen`` names the models this
+run prices for the first time (no earlier run, and no change made since, has seen them): they are
+summed apart as well, the strictest held-out set of the run.
 """
 
 from __future__ import annotations
@@ -53,9 +55,17 @@ from jaxcost.perf.stats import time_runs
 OUTSIDE = RANGE_NOTE.split("(")[0]  # how the note on a kernel priced outside the calibrated range begins
 ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet", "inception_v3",
        "mobilenet_v1", "mobilenet_v2", "mobilenet_v2_1_4", "shufflenet_v2_x1_0", "shufflenet_v1_g3", "ghostnet",
-       "xception", "se_resnet50", "dpn68", "vit_b_16", "swin_t", "transformer_base", "lstm"]
+       "xception", "se_resnet50", "dpn68", "vit_b_16", "swin_t", "transformer_base", "lstm",
+       # first seen in run 7 (2026-12-06)
+       "resnet34", "densenet169", "shufflenet_v2_x0_5", "dpn92",
+       # first seen in run 8 (2026-12-06)
+       "vgg11", "inception_v4", "se_resnet101", "shufflenet_v2_x1_5"]
 KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNetV3Small": 96, "DenseNet121": 96,
-         "ResNet50V2": 96, "Xception": 96, "MobileNetV3Large": 96}
+         "ResNet50V2": 96, "Xception": 96, "MobileNetV3Large": 96,
+         # first seen in run 7 (2026-12-06)
+         "EfficientNetV2B0": 96, "MobileNet": 96, "InceptionV3": 96, "VGG19": 96,
+         # first seen in run 8 (2026-12-06)
+         "ResNet101": 96, "EfficientNetB1": 96, "DenseNet169": 96, "MobileNetV2": 96}
 
 
 def zoo_program(name: str, batch: int):
@@ -111,7 +121,7 @@ def range_split(p, out: dict[str, list]) -> None:
             part[3].append(abs(k.predicted_s / k.measured_s - 1))
 
 
-def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rounds):
+def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rounds, first_seen=()):
     peaks = get_peaks(jax.default_backend(), measure=True, refresh=refresh, rounds=rounds)
     jobs = [("zoo", n, b) for n in zoo for b in batches] + [("keras", n, b) for n in keras_models for b in batches]
     rows: dict[tuple, dict] = {}
@@ -144,7 +154,8 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
                         range_split(prof, ranges)
                     programs[job] = (fn, args)
                     rows[job] = {"source": source, "model": name, "batch": batch, "predicted_s": predicted,
-                                 "best_s": float("inf"), "median_s": float("inf"), "pass_medians_s": []}
+                                 "best_s": float("inf"), "median_s": float("inf"), "pass_medians_s": [],
+                                 "first_seen": name in first_seen}
                 fn, args = programs[job]
                 stats = jaxcost.benchmark(fn, *args, time_budget_s=budget, min_repeats=3).stats
                 row = rows[job]
@@ -197,7 +208,8 @@ def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None =
              "| set | models x batches | within ±10 % | within ±25 % | median abs error | vs fastest run: ±10 % | ±25 % |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for label, sub in (("all", rows), ("zoo", [r for r in rows if r["source"] == "zoo"]),
-                       ("keras", [r for r in rows if r["source"] == "keras"])):
+                       ("keras", [r for r in rows if r["source"] == "keras"]),
+                       ("first seen in this run", [r for r in rows if r.get("first_seen")])):
         s, m = stats(sub), stats(sub, "ratio_best")
         if s["n"]:
             lines.append(f"| {label} | {s['n']} | {s['within_10']:.0%} | {s['within_25']:.0%} | "
@@ -259,12 +271,14 @@ def main():
     p.add_argument("--measure-rounds", type=int, default=3, help="timing rounds of the models (of --passes passes each)")
     p.add_argument("--out", default="predict_heldout", help="results file name in benchmarks/results (.json, .md)")
     p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
+    p.add_argument("--first-seen", default="", help="models this run prices for the first time (summed apart)")
     args = p.parse_args()
     drift, peaks, rows, classes, ranges = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
                                [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes,
-                               args.rounds, args.measure_rounds)
+                               args.rounds, args.measure_rounds, {m for m in args.first_seen.split(",") if m})
     save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best"),
-                                                      "all_drift_adjusted": stats(rows, "ratio_drift_adjusted")},
+                                                      "all_drift_adjusted": stats(rows, "ratio_drift_adjusted"),
+                                                      "first_seen": stats([r for r in rows if r.get("first_seen")])},
                     "drift": drift,
                     "rows": rows, "classes": classes, "calibrated_range": ranges,
                     "calibration_kernels": len(peaks.kernel_table),

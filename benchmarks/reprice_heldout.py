@@ -2,15 +2,18 @@
 measurements, so the two columns differ by the predictor alone -- not by the minute the machine
 was timed in (on this 2-core VM two runs of one code moved 10-20 points in the ±10 % fraction).
 
-    python benchmarks/reprice_heldout.py [--run predict_heldout] [--out predict_heldout_repriced]
+    python benchmarks/reprice_heldout.py [--run predict_heldout] [--peaks PEAKS_JSON] [--out predict_heldout_repriced]
 
 Reads ``benchmarks/results/<run>.json`` (written by ``predict_heldout.py`` with its calibration,
 ``peaks``), compiles the synthetic programs again to price them with this code and fits the
 in-program factor anew from their stored times (:mod:`jaxcost.perf.programs`), then prices every
 model of the run (``jaxcost.program_roofline``, nothing is run) and writes ``<out>.json`` and
 ``.md``: per model the run's ratio (predicted / measured median run) and this code's, and the
-summary of both. A change picked by comparing these columns has seen these models: quote a fresh
-``predict_heldout.py`` run for it as well.
+summary of both. With ``--peaks`` (a ``peaks.json`` that ``jaxcost peaks`` wrote, e.g. with
+``JAXCOST_CACHE_DIR``) the models are priced with that calibration instead of the run's: two
+calibrations measured minutes apart, each priced against the same measured times, compare two
+calibration protocols with the machine's drift the same for both. A change picked by comparing
+these columns has seen these models: quote a fresh ``predict_heldout.py`` run for it as well.
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ from jaxcost.perf.predict import program_roofline
 from jaxcost.perf.programs import ProgramFactor, prepare_programs, program_rows
 
 
-def reprice(run: dict) -> tuple[ProgramFactor, list[dict]]:
+def reprice(run: dict, calibration: dict | None = None) -> tuple[ProgramFactor, list[dict]]:
     """The run's in-program factor fitted again and every model's row priced again, with the
-    run's calibration and this code."""
-    peaks = DevicePeaks.from_dict(run["peaks"])
+    run's calibration (or ``calibration``, a :class:`DevicePeaks` dict) and this code."""
+    peaks = DevicePeaks.from_dict(calibration or run["peaks"])
     programs = prepare_programs(jax.devices(peaks.platform)[0])
     seconds = [r[1] for r in peaks.program_rows]
     factor = ProgramFactor.fit(program_rows(programs, seconds, peaks.rates(), peaks.kernel_overhead_s or 0.0))
@@ -69,6 +72,7 @@ def markdown(name: str, run: dict, factor: ProgramFactor, rows: list[dict]) -> s
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default="predict_heldout", help="a predict_heldout.py results name in benchmarks/results")
+    p.add_argument("--peaks", default=None, help="a peaks.json whose calibration prices the models instead of the run's")
     p.add_argument("--out", default=None, help="results name (default: <run>_repriced)")
     args = p.parse_args()
     with open(os.path.join(RESULTS, args.run + ".json")) as f:
@@ -76,7 +80,11 @@ def main():
     if "peaks" not in run:
         raise SystemExit(f"{args.run}.json holds no calibration ('peaks'): only runs of predict_heldout.py "
                          "since it saves one can be priced again")
-    factor, rows = reprice(run)
+    calibration = None
+    if args.peaks:
+        with open(args.peaks) as f:
+            (calibration,) = json.load(f).values()
+    factor, rows = reprice(run, calibration)
     save(args.out or args.run + "_repriced", {"machine": machine(), "run": args.run, "program_factor": factor.factor,
                                               "summary": {"run": stats(rows, "run_ratio"), "now": stats(rows)},
                                               "rows": rows}, markdown(args.run, run, factor, rows))

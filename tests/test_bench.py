@@ -308,6 +308,9 @@ def test_calibration_kernels_are_synthetic_and_spread():
         KERNELS_PER_CLASS,
         LARGE_FLOPS,
         LARGE_KERNELS,
+        LARGE_MAP_BYTES,
+        LARGE_MAP_FLOPS,
+        LARGE_MAP_KERNELS,
         MAX_FLOPS,
         MEMORY_SIZES,
         MIN_FLOPS,
@@ -323,7 +326,8 @@ def test_calibration_kernels_are_synthetic_and_spread():
 
     kernels = calibration_kernels()
     assert len(kernels) == (sum(KERNELS_PER_CLASS.values()) + sum(LARGE_KERNELS.values())
-                            + sum(SMALL_MAP_KERNELS.values()) + UNPADDED_KERNELS + len(MEMORY_SIZES))
+                            + sum(SMALL_MAP_KERNELS.values()) + sum(LARGE_MAP_KERNELS.values()) + UNPADDED_KERNELS
+                            + len(MEMORY_SIZES))
     # unpadded dense convs (their own kind of kernel): strides 1 and 2, windows 2 to 7, both batches
     unpadded = [k for k in kernels if k[0] == "conv" and k[1].keywords.get("padding") == "VALID"]
     assert len(unpadded) == UNPADDED_KERNELS
@@ -349,13 +353,17 @@ def test_calibration_kernels_are_synthetic_and_spread():
     assert all(x in ATTENTION_GRID and w == (2, *x) for _, _, x, w in attention)
     assert all(MIN_FLOPS <= _attention_flops(*x) <= MAX_FLOPS["attention"] for _, _, x, _ in attention)
     assert len({x[1] for _, _, x, _ in attention}) >= 4 and len({x[0] * x[2] for _, _, x, _ in attention}) >= 6
-    large = {}
+    large, large_map = {}, {}
     for cls, _, (b, hw, _, cin), (k, _, ci, cout) in (k for k in kernels if k[0] in CONV_GRID):
         groups = cin // ci
         flops = _conv_flops(b, hw, ci, cout // groups, k, groups)
-        assert MIN_FLOPS <= flops <= max(MAX_FLOPS[cls], LARGE_FLOPS.get(cls, 0))
-        large[cls] = large.get(cls, 0) + (flops > MAX_FLOPS[cls])
+        assert MIN_FLOPS <= flops <= max(MAX_FLOPS[cls], LARGE_FLOPS.get(cls, 0), LARGE_MAP_FLOPS)
+        past = k > 1 and 4 * b * hw * hw * cin > LARGE_MAP_BYTES and cls in LARGE_MAP_KERNELS
+        large[cls] = large.get(cls, 0) + (flops > MAX_FLOPS[cls] and not past)
+        large_map[cls] = large_map.get(cls, 0) + past
     assert large == {"conv": LARGE_KERNELS["conv"], "conv1x1": LARGE_KERNELS["conv1x1"], "grouped": 0, "depthwise": 0}
+    # windowed grouped convs whose input is larger than any of the spread picks' (a step past a cache)
+    assert large_map["grouped"] == LARGE_MAP_KERNELS["grouped"]
     grid = [(a, b) for a in (1, 2, 4, 8, 16) for b in (1, 2, 4, 8, 16)]
     pick = spread_subset(grid, 5)
     assert len(set(pick)) == 5 and pick == spread_subset(grid, 5)  # deterministic, no repeats

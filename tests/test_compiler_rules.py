@@ -170,6 +170,8 @@ def test_parse_shapes_and_windows():
     (w0, w1) = parse_window("{size=3x5 stride=2x1 pad=0_1x2_2 lhs_dilate=1x2 rhs_dilate=3x1}")
     assert (w0.size, w0.stride, w0.pad_lo, w0.pad_hi, w0.rhs_dilation) == (3, 2, 0, 1, 3)
     assert (w1.size, w1.pad_lo, w1.lhs_dilation) == (5, 2, 2)
+    assert [w.rhs_reversal for w in parse_window("{size=3x3 rhs_reversal=1x0}")] == [1, 0]
+    assert w0.rhs_reversal == 0
 
 
 FROBNICATE = """HloModule m

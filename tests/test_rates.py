@@ -84,6 +84,33 @@ def test_a_conv_that_pads_no_side_is_its_own_kind_of_kernel(padding, stride, unp
     assert kernel_impl(_entry()["z"]) == "convolution"  # padded, XLA's own emitter: no suffix
 
 
+def _conv_work(x, w):
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    a = jaxcost.analyze(conv, jax.ShapeDtypeStruct(x, jnp.float32), jax.ShapeDtypeStruct(w, jnp.float32),
+                        backend="cpu", theory=False)
+    (work,) = [w for op in a.ops for w in class_work(op) if w.cls == "conv"]
+    return work
+
+
+def test_a_conv_xla_rewrote_with_a_reversed_window_is_its_own_kind_of_kernel():
+    """XLA:CPU rewrites a padded conv whose window is larger than its map into a conv over the
+    batch (rhs_reversal, 01fb_o01i->f01b) that runs at a few GFLOP/s; a plain conv on XLA's own
+    emitter (a 1x7 window on a 4x4 map) is not that kind: where the calibration has only the
+    rewritten ones, it is priced by the class's fit, not among them (10-25x too slow)."""
+    reversed_ = _conv_work((8, 3, 3, 32), (5, 5, 32, 512))
+    plain = _conv_work((1, 4, 4, 192), (1, 7, 192, 192))
+    assert reversed_.impl == "convolution/reversed" and reversed_.features[2] == 8  # N: the batch
+    assert plain.impl == "convolution" and plain.features == (16, 7 * 192, 192, 7, 1, 16)
+    table = _table(POINTS, LAW) + [["conv", *reversed_.features[:3], 3e9, 2e7, 2e7 / 3e9, *reversed_.features[3:5],
+                                    "convolution/reversed", reversed_.features[5]]]
+    rates = Rates(table, fit_rates(table), {}, 1e12, 1e10)
+    assert rates.seconds("conv", reversed_.features, 2e7, reversed_.impl) == pytest.approx(2e7 / 3e9)
+    assert rates.seconds("conv", plain.features, plain.flops, plain.impl) == pytest.approx(
+        float(_law([plain.features], LAW)[0]), rel=1e-3)
+
+
 def test_an_unpadded_conv_is_priced_as_a_padded_one_where_none_was_calibrated():
     table = _table(POINTS, LAW)
     fits = fit_rates(table)
@@ -155,6 +182,41 @@ def test_the_rate_model_recovers_a_known_law():
     assert rates.seconds("conv", unseen, 3e6, "fusion:__ynn_fusion") == pytest.approx(expected, rel=1e-3)
     # the law prices the features, not the flops: XLA leaves out the taps on the padding
     assert rates.seconds("conv", unseen, 1e6, "fusion:__ynn_fusion") == pytest.approx(expected, rel=1e-3)
+
+
+GROUPED = [(b * hw * hw, k * k * cg, cg, k * k, g, hw * hw) for b in (1, 8) for hw in (7, 14, 28, 56)
+           for cg in (4, 16) for k in (1, 3) for g in (8, 32)]
+
+
+def test_a_grouped_conv_whose_input_outgrows_the_step_is_priced_past_it():
+    """Grouped convs run 2x slower once a windowed one's input passes 4 MB (YNNPACK on one
+    core past its cache): the fit finds the step between the calibration kernels around it
+    and holds the law below it; a 1x1 grouped conv, or another class, takes no step."""
+    from jaxcost.perf.rates import _input_bytes
+
+    rows = _table(GROUPED, LAW, cls="grouped")
+    sizes = _input_bytes(np.array(GROUPED, dtype=float))
+    for row, size, point in zip(rows, sizes, GROUPED):
+        if point[3] > 1 and size > 4e6:
+            row[6] *= 2.0
+            row[4] /= 2.0
+    (fit,) = fit_rates(rows)
+    below, above = max(s for s in sizes if s <= 4e6), min(s for s in sizes if s > 4e6)  # 3.2 MB and 6.4 MB
+    assert fit.spill == pytest.approx(2.0, rel=1e-3) and fit.spill_bytes == pytest.approx(math.sqrt(below * above))
+    assert fit.loo_median < 1e-3
+    rates = Rates(rows, [fit], {}, 1e12, 1e10)
+    for point in [(8 * 56 * 56, 9 * 8, 8, 9, 8, 56 * 56), (8 * 56 * 56, 8, 8, 1, 8, 56 * 56), (49, 72, 8, 9, 8, 49)]:
+        step = 2.0 if point[3] > 1 and float(_input_bytes(np.array([point], dtype=float))[0]) > 4e6 else 1.0
+        assert rates.seconds("grouped", point, 1.0, "fusion:__ynn_fusion") == pytest.approx(
+            step * float(_law([point], LAW)[0]), rel=1e-3), point
+    assert "x2.00 past 4.3 MiB input" in repr(fit)
+    # without a step in the times, or in a class that takes none, none is found
+    assert fit_rates(_table(GROUPED, LAW, cls="grouped"))[0].spill_bytes is None
+    conv = _table(GROUPED, LAW, cls="conv")
+    for row, r in zip(conv, rows):
+        row[4], row[6] = r[4], r[6]
+    assert fit_rates(conv)[0].spill_bytes is None
+    assert fit_rates(rows, spill_classes=())[0].spill_bytes is None
 
 
 def test_a_padded_conv_is_priced_by_its_features_not_by_the_taps_xla_counts():
@@ -417,7 +479,7 @@ def test_the_suites_calibration_is_current_and_its_fits_are_reproduced():
     assert entry["calibration"] == CALIBRATION_VERSION, (
         "tests/fixtures/peaks/peaks.json is of an older calibration: regenerate it with "
         "JAXCOST_CACHE_DIR=tests/fixtures/peaks jaxcost peaks --refresh --rounds 3")
-    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 242
+    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 245
     assert os.path.dirname(cache_path()) == os.environ["JAXCOST_CACHE_DIR"] != os.path.dirname(FIXTURE_PEAKS)
     refit = {(f.cls, f.impl): f for f in fit_rates(entry["kernel_table"])}
     stored = {(f["cls"], f["impl"]): f for f in entry["kernel_fits"]}

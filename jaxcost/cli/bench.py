@@ -167,6 +167,7 @@ def _cmd_peaks(args) -> int:
     from rich.table import Table
 
     from jaxcost.perf import PUBLISHED_PEAKS, get_peaks
+    from jaxcost.perf.rates import RateFit
 
     t = Table(title="Device peaks")
     for col in ("device", "source", "FLOP/s by dtype", "bandwidth", "ridge (FLOP/B)",
@@ -183,7 +184,7 @@ def _cmd_peaks(args) -> int:
                   classes, overhead)
 
     fits = Table(title="Rate model (jaxcost.perf.rates), leave-one-out on the calibration kernels")
-    for col in ("class", "kernel", "kernels", "median error", "within 10 %", "within 25 %"):
+    for col in ("class", "kernel", "kernels", "median error", "within 10 %", "within 25 %", "step past a cache"):
         fits.add_column(col, justify="left" if col in ("class", "kernel") else "right")
     if args.published:
         for _patterns, p in PUBLISHED_PEAKS:
@@ -196,7 +197,7 @@ def _cmd_peaks(args) -> int:
         add(p)
         for f in p.kernel_fits:
             fits.add_row(f["cls"], f["impl"], str(f["rows"]), f"{f['loo_median']:.0%}", f"{f['loo_within_10']:.0%}",
-                         f"{f['loo_within_25']:.0%}")
+                         f"{f['loo_within_25']:.0%}", RateFit(**f).step)
     console = Console(width=150)
     console.print(t)
     if fits.row_count:

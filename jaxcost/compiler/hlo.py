@@ -122,6 +122,7 @@ class WindowDim:
     pad_hi: int = 0
     lhs_dilation: int = 1
     rhs_dilation: int = 1
+    rhs_reversal: int = 0  # 1: the kernel is read reversed along this dimension
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,11 +345,11 @@ def parse_shape(text: str, pos: int = 0) -> tuple[Shape, int]:
 
 
 _WIN_KEYS = {"size": "size", "stride": "stride", "lhs_dilate": "lhs_dilation",
-             "rhs_dilate": "rhs_dilation"}
+             "rhs_dilate": "rhs_dilation", "rhs_reversal": "rhs_reversal"}
 
 
 def parse_window(text: str) -> list[WindowDim]:
-    """``{size=3x3 stride=2x2 pad=0_1x0_1 lhs_dilate=.. rhs_dilate=..}`` -> per-dim windows."""
+    """``{size=3x3 stride=2x2 pad=0_1x0_1 lhs_dilate=.. rhs_dilate=.. rhs_reversal=..}`` -> per-dim windows."""
     text = text.strip().strip("{}").strip()
     if not text:
         return []

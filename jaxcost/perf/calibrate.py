@@ -49,8 +49,9 @@ from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 11  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
-# 10: unpadded convs; 11: the synthetic programs' kernels priced at the fitted law's time (Rates.seconds)
+CALIBRATION_VERSION = 12  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
+# 10: unpadded convs; 11: the synthetic programs' kernels priced at the fitted law's time (Rates.seconds);
+# 12: grouped convs on large maps, the step past a cache (rates.SPILL_CLASSES)
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
@@ -100,6 +101,11 @@ LARGE_KERNELS = {"conv": 4, "conv1x1": 2, "dot": 2}
 # A few more kernels whose window is larger than their map (a depthwise conv there is XLA's own
 # emitter on CPU, not YNNPACK: too few of them among the spread-out picks).
 SMALL_MAP_KERNELS = {"depthwise": 8}
+# A few more windowed kernels whose input is larger than the spread-out picks' (up to 3.2 MB for
+# grouped convs: past that one does 2e8 flops or more), where a kernel may slow down by a step
+# (jaxcost.perf.rates.SPILL_CLASSES): inputs past LARGE_MAP_BYTES, up to LARGE_MAP_FLOPS (40-120 ms
+# at the 2-5 GFLOP/s of thin groups).
+LARGE_MAP_KERNELS, LARGE_MAP_BYTES, LARGE_MAP_FLOPS = {"grouped": 3}, 4 << 20, 3e8
 LONG_S = 0.02  # a kernel slower than this is run once in each pass (after a warm-up run in the first)
 # Memory-bound kernels: a fused elementwise kernel ``max(x * a + b, 0)`` over arrays of these
 # many float32 elements (reads and writes 8 bytes an element). Its effective bandwidth at each
@@ -217,8 +223,11 @@ def calibration_kernels() -> list[tuple]:
         large = [p for p in grid if MAX_FLOPS[cls] < grid_flops(cls, p) <= LARGE_FLOPS.get(cls, 0)]
         picked = spread_subset(small, KERNELS_PER_CLASS[cls])
         window_larger = [p for p in small if p[1] < p[4] and p not in picked]
+        large_map = [p for p in grid if p[4] > 1 and 4 * p[0] * p[1] ** 2 * p[2] * p[5] > LARGE_MAP_BYTES
+                     and MIN_FLOPS <= grid_flops(cls, p) <= LARGE_MAP_FLOPS]
         kernels += [conv_kernel(cls, p) for p in picked + spread_subset(large, LARGE_KERNELS.get(cls, 0))
-                    + spread_subset(window_larger, SMALL_MAP_KERNELS.get(cls, 0))]
+                    + spread_subset(window_larger, SMALL_MAP_KERNELS.get(cls, 0))
+                    + spread_subset(large_map, LARGE_MAP_KERNELS.get(cls, 0))]
     unpadded = [p for p in UNPADDED_GRID if MIN_FLOPS <= _conv_flops(*p[:5], 1) <= UNPADDED_MAX_FLOPS]
     for b, hw, ci, co, k, s in spread_subset(unpadded, UNPADDED_KERNELS):
         side = (hw - 1) * s + k  # the input side whose unpadded conv has ``hw`` outputs a side

@@ -113,15 +113,32 @@ def is_unpadded(inst: Instruction) -> bool:
             and all(w.pad_lo == 0 and w.pad_hi == 0 for w in inst.window))
 
 
+# The kind of kernel of a convolution XLA rewrote with its window reversed (:func:`is_reversed`):
+# ``kernel_impl`` plus this suffix.
+REVERSED = "/reversed"
+
+
+def is_reversed(inst: Instruction) -> bool:
+    """Whether ``inst`` is a convolution that reads its window reversed (``rhs_reversal``):
+    XLA:CPU (jax 0.10) rewrites a padded conv whose window is larger than its map into one over
+    the batch as its features (``dim_labels=01fb_o01i->f01b``), whose M, K and N are not the
+    conv's. On a 2-core x86 VM those ran at ~3 GFLOP/s, where plain convs on XLA's own emitter
+    (1x7 windows on 4x4 maps: Keras's InceptionV3 on 96-pixel images; 3-channel stems to 16
+    channels) ran at 30-70: priced as one kind, the plain ones came out 10-25x too slow."""
+    return inst.opcode == "convolution" and any(w.rhs_reversal for w in inst.window)
+
+
 def kernel_impl(inst: Instruction, leaf: Instruction | None = None) -> str:
     """Which kind of kernel runs ``inst`` (a top-level instruction): ``fusion:<kind>`` (the
     backend's fusion kind, e.g. ``fusion:__ynn_fusion`` for XLA:CPU's YNNPACK kernels,
     ``fusion:kLoop``), ``custom-call:<target>`` (a library call), else the opcode (XLA's own
-    emitter); with :data:`UNPADDED` after it when the convolution ``leaf`` it runs (``inst``
-    itself when None) pads no side (:func:`is_unpadded`). The same convolution runs at
+    emitter); with :data:`REVERSED` after it when the convolution ``leaf`` it runs (``inst``
+    itself when None) reads its window reversed (:func:`is_reversed`), else :data:`UNPADDED`
+    when it pads no side (:func:`is_unpadded`). The same convolution runs at
     different rates in different kernels: XLA:CPU hands a depthwise conv to YNNPACK unless
     the window is larger than the padded map."""
-    suffix = UNPADDED if is_unpadded(leaf or inst) else ""
+    conv = leaf or inst
+    suffix = REVERSED if is_reversed(conv) else UNPADDED if is_unpadded(conv) else ""
     if inst.opcode == "fusion":
         config = inst.backend_config.get("fusion_config") or {}
         return f"fusion:{config.get('kind') or inst.fusion_kind}{suffix}"

@@ -53,8 +53,9 @@ CHAIN_NOTE = ("{n} matmuls chained in one kernel, priced as if each ran alone: X
 
 # The caveat on a kernel whose convolutions or dots lie outside the calibration kernels' range
 # (jaxcost.perf.rates.Rates.outside): ``what`` lists each class with the dimensions outside.
-RANGE_NOTE = ("outside the calibrated range ({what}): the rate law extrapolates (out of sample, beyond the "
-              "calibrated flops it priced grouped convs at 0.47x: benchmarks/results/rate_law_validation.md)")
+RANGE_NOTE = ("outside the calibrated range ({what}): the rate law extrapolates (held-out models' kernels outside "
+              "it were priced at 0.78-1.00x of their measured time in three runs, those inside at 0.89-1.07x: "
+              "benchmarks/results/predict_heldout_run7.md)")
 
 
 def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> KernelCost:

@@ -23,6 +23,11 @@ fits). Then, where leave-one-out on the calibration kernels says it helps, the
 fit's errors on the calibration kernels nearest in log feature space (3, inverse-distance
 weighted) correct it: what a smooth curve misses, such as a kernel library's fast path.
 
+A class of :data:`SPILL_CLASSES` may also slow down by a step once a windowed kernel's input
+outgrows a cache: the law times ``spill`` past ``spill_bytes`` of input, both found in the
+calibration kernels (:func:`_spill`) -- a step no smooth factor follows, and no neighbour
+correction either (the kernels past it are few and far apart in feature space).
+
 With fewer rows than that, and for the kinds no law suits (:data:`NOT_FITTED`, unpadded convs),
 the rate of a kernel is interpolated from its class's nearest calibration kernels of the same
 kind (:func:`kernel_rate`). Memory-bound kernels run at the
@@ -54,6 +59,15 @@ NOT_FITTED = ("memory", "fault", "window", "attention")
 FEATURES = ("M", "K", "N", "taps", "groups", "pixels", "flops")
 # Fewest calibration kernels a fit is made from (up to nine parameters).
 MIN_ROWS = 10
+# Classes whose windowed kernels may slow down by a step once their input outgrows a cache
+# (:func:`_spill`): XLA:CPU's YNNPACK (jax 0.10) runs a grouped conv on one core, and past ~3.6 MiB
+# of input at half its rate -- on a 2-core x86 VM four families of 3x3 grouped convs, groups added
+# one at a time, took 0.6-0.9 ms a group up to 3.45 MiB of input and 1.2-1.9 ms from 3.83 MiB
+# (benchmarks/results/grouped_spill.md); a 32-group conv of 4-channel groups on 8 56x56 maps
+# (DPN-68, ResNeXt) ran at 2 GFLOP/s, half the rate the law fitted below the step gave it.
+SPILL_CLASSES = ("grouped",)
+SPILL_MIN_ROWS = 2  # calibration kernels past a step, at least
+SPILL_MIN = 1.25  # a smaller factor is no step
 NEIGHBOURS = 3
 _NAMES = ("t0", "rate", "m_half", "k_half", "n_half", "p_half", "g_half", "bandwidth", "b_half")
 _START = (5e-6, 2e11, 100.0, 30.0, 30.0, 10.0, 1.0, 5e10, 1.0)
@@ -62,6 +76,48 @@ _START = (5e-6, 2e11, 100.0, 30.0, 30.0, 10.0, 1.0, 5e10, 1.0)
 def _features(rows) -> np.ndarray:
     """``(M, K, N, taps, groups, pixels)`` of calibration rows."""
     return np.array([[r[1], r[2], r[3], r[7], r[8], r[10]] for r in rows], dtype=float)
+
+
+def _input_bytes(f: np.ndarray) -> np.ndarray:
+    """The float32 bytes of the input of kernels with features ``f``: ``4 M K groups / taps``
+    (output pixels x input channels: a stride-1 conv's input)."""
+    m, k, _, taps, groups, _ = f.T
+    return 4 * m * k * groups / taps
+
+
+def _spilled(f: np.ndarray, spill_bytes: float | None) -> np.ndarray:
+    """Which kernels of features ``f`` are windowed (taps > 1) with more than ``spill_bytes`` of input."""
+    if spill_bytes is None:
+        return np.zeros(len(f), bool)
+    return (f[:, 3] > 1) & (_input_bytes(f) > spill_bytes)
+
+
+def _without_spill(f: np.ndarray, log_t: np.ndarray, spill_bytes: float | None, spill: float) -> np.ndarray:
+    """Log seconds ``log_t`` of kernels of features ``f`` with the step ``spill`` past
+    ``spill_bytes`` taken out."""
+    return log_t - math.log(spill) * _spilled(f, spill_bytes)
+
+
+def _spill(f: np.ndarray, log_t: np.ndarray) -> tuple[float | None, float]:
+    """``(spill_bytes, spill)``: the input size past which the windowed kernels of features ``f``
+    and log seconds ``log_t`` run ``spill`` times slower than the law says, else ``(None, 1)``.
+    Each size between two windowed kernels' inputs with :data:`SPILL_MIN_ROWS` kernels past it
+    is tried (their geometric mean): the law fitted to the kernels not past it, the factor the
+    median excess of those past it; the size whose fit leaves the least total |log error| wins,
+    when its factor is :data:`SPILL_MIN` or more."""
+    sizes = np.unique(_input_bytes(f)[f[:, 3] > 1])
+    best, best_err = (None, 1.0), math.inf
+    for lo, hi in itertools.pairwise(sizes):
+        past = _spilled(f, math.sqrt(lo * hi))
+        if past.sum() < SPILL_MIN_ROWS or (~past).sum() < MIN_ROWS:
+            continue
+        p = _fit(f[~past], log_t[~past], False)
+        resid = log_t - _log_seconds(p, f)
+        step = float(np.median(resid[past]))
+        err = np.abs(resid - step * past).sum()
+        if err < best_err:
+            best, best_err = (math.sqrt(lo * hi), math.exp(step)), err
+    return best if best[1] >= SPILL_MIN else (None, 1.0)
 
 
 def _terms(p: np.ndarray, f: np.ndarray):
@@ -133,7 +189,8 @@ class RateFit:
     its parameters (``b_half`` None: the form without the batch factor), whether the
     neighbours' residuals correct it, and its leave-one-out error on the ``rows``
     calibration kernels (median |predicted / measured - 1|, and the fraction within 10 % and
-    25 %)."""
+    25 %; the step ``spill`` past ``spill_bytes`` held as found on all of them); windowed kernels
+    with more than ``spill_bytes`` of input (None: no step) take ``spill`` times the law's time."""
 
     cls: str
     impl: str
@@ -151,10 +208,23 @@ class RateFit:
     loo_median: float
     loo_within_10: float
     loo_within_25: float
+    spill_bytes: float | None = None
+    spill: float = 1.0
 
     def __repr__(self) -> str:
+        step = f", {self.step}" if self.step else ""
         return (f"RateFit({self.cls}{'/' + self.impl if self.impl else ''}: R {self.rate / 1e9:.0f} GFLOP/s, "
-                f"t0 {self.t0 * 1e6:.1f} us, LOO median {self.loo_median:.0%} over {self.rows} kernels)")
+                f"t0 {self.t0 * 1e6:.1f} us{step}, LOO median {self.loo_median:.0%} over {self.rows} kernels)")
+
+    @property
+    def step(self) -> str:
+        """``x1.79 past 4.3 MiB input``: the step past a cache, if the fit has one; else ''."""
+        return f"x{self.spill:.2f} past {self.spill_bytes / 2 ** 20:.1f} MiB input" if self.spill_bytes else ""
+
+    def log_times(self, f: np.ndarray, log_seconds: np.ndarray) -> np.ndarray:
+        """Measured log seconds of kernels of features ``f`` with the step taken out: what the
+        law and its neighbour correction are fitted to."""
+        return _without_spill(f, log_seconds, self.spill_bytes, self.spill)
 
     @property
     def params(self) -> np.ndarray:
@@ -177,7 +247,7 @@ def _loo(f: np.ndarray, log_t: np.ndarray, batch: bool, full: np.ndarray) -> tup
     return np.abs(plain), np.abs(corrected)
 
 
-def fit_rates(table: Sequence[Sequence]) -> list[RateFit]:
+def fit_rates(table: Sequence[Sequence], spill_classes: Sequence[str] = SPILL_CLASSES) -> list[RateFit]:
     """One :class:`RateFit` per class and kind of kernel with :data:`MIN_ROWS` calibration
     kernels: of the forms with and without the batch factor, plain or corrected, the one
     with the least median leave-one-out error (``4 len(rows)`` fits)."""
@@ -190,6 +260,8 @@ def fit_rates(table: Sequence[Sequence]) -> list[RateFit]:
         if len(rows) < MIN_ROWS:
             continue
         f, log_t = _features(rows), np.log([r[6] for r in rows])
+        spill_bytes, spill = _spill(f, log_t) if cls in spill_classes else (None, 1.0)
+        log_t = _without_spill(f, log_t, spill_bytes, spill)
         full = {batch: _fit(f, log_t, batch) for batch in (False, True)}
         options = [(float(np.median(err)), batch, corrected, err) for batch in (False, True)
                    for corrected, err in zip((False, True), _loo(f, log_t, batch, full[batch]))]
@@ -197,7 +269,8 @@ def fit_rates(table: Sequence[Sequence]) -> list[RateFit]:
         err = np.abs(np.expm1(err))
         t0, rate, mh, kh, nh, ph, gh, bw, *bh = map(float, np.exp(full[batch]))
         fits.append(RateFit(cls, impl, t0, rate, mh, kh, nh, ph, gh, bw, bh[0] if bh else None, corrected, len(rows),
-                            float(np.median(err)), float(np.mean(err <= 0.10)), float(np.mean(err <= 0.25))))
+                            float(np.median(err)), float(np.mean(err <= 0.10)), float(np.mean(err <= 0.25)),
+                            spill_bytes, spill))
     return fits
 
 
@@ -249,7 +322,7 @@ class Rates:
         if fit is None:
             return flops / kernel_rate(cls, features, self.table, self.class_rates, self.peak, impl=impl)
         f = np.array([features], dtype=float)
-        log_t = _log_seconds(fit.params, f)[0]
+        log_t = _log_seconds(fit.params, f)[0] + math.log(fit.spill) * _spilled(f, fit.spill_bytes)[0]
         if fit.corrected:
             coords, resid, spread = self._residuals_of(fit)
             log_t += _idw(coords, resid, np.log(f[0]), spread)
@@ -260,9 +333,10 @@ class Rates:
         ``impl`` kernel lies outside the calibration kernels it is priced from (:meth:`seconds`:
         those of its fit's kind, else of its own kind, else of its class): there its price
         extrapolates. On random kernels up to 3x beyond the calibrated flops it priced grouped
-        convs at 0.47x and erred 34 % (median) on 1x1 convs (``benchmarks/results/rate_law_validation.md``);
-        on held-out models' profiled kernels, those outside were priced at 0.78-0.91x of their
-        measured time, those inside at 0.89-1.07x (``predict_heldout_run5.md``, ``_run6.md``).
+        convs at 0.47x (before the step past a cache, :data:`SPILL_CLASSES`) and erred 34 % (median)
+        on 1x1 convs (``benchmarks/results/rate_law_validation.md``); on held-out models' profiled
+        kernels, those outside were priced at 0.78-1.00x of their measured time, those inside at
+        0.89-1.07x (``predict_heldout_run5.md``, ``_run6.md``, ``_run7.md``).
         () where the table has no such kernels."""
         if features is None:
             return ()
@@ -284,7 +358,7 @@ class Rates:
             rows = [r for r in self.table if r[0] == fit.cls and len(r) >= 11 and r[9] == fit.impl]
             f = _features(rows)
             coords = np.log(f)
-            resid = np.log([r[6] for r in rows]) - _log_seconds(fit.params, f)
+            resid = fit.log_times(f, np.log([r[6] for r in rows])) - _log_seconds(fit.params, f)
             self._residuals[key] = (coords, resid, np.maximum(coords.max(0) - coords.min(0), 1.0))
         return self._residuals[key]
 
