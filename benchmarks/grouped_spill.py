@@ -27,7 +27,7 @@ from _results import machine, save
 from rich.progress import track
 
 from jaxcost.perf import get_peaks
-from jaxcost.perf.calibrate import conv_kernel, grid_flops, prepare_kernel
+from jaxcost.perf.calibrate import conv_kernel, grid_flops, grid_input_bytes, prepare_kernel
 from jaxcost.perf.rates import Rates, fit_rates
 from jaxcost.perf.stats import time_runs
 
@@ -45,8 +45,7 @@ def timed(point: tuple, device) -> tuple[float, list]:
 
 
 def input_mib(point: tuple) -> float:
-    b, hw, cg, _, _, g = point
-    return 4 * b * hw * hw * cg * g / 2 ** 20
+    return grid_input_bytes(point) / 2 ** 20
 
 
 def draw(rnd: random.Random, n: int) -> list[tuple[int, ...]]:
@@ -117,7 +116,7 @@ def main():
         price = {name: r.seconds("grouped", features, row[5], row[9]) / seconds
                  for name, r in (("spill", rates), ("no_spill", no_spill))}
         rows.append({"point": point, "kind": row[9], "input_mib": input_mib(point), "seconds": seconds, **price,
-                     "past": bool(fit and fit.spill_bytes and point[4] > 1 and input_mib(point) * 2 ** 20 > fit.spill_bytes)})
+                     "past": bool(fit and fit.spill_bytes and point[4] > 1 and grid_input_bytes(point) > fit.spill_bytes)})
     summaries = {}
     for label, past in (("all", None), ("past the step", True), ("below it", False)):
         sel = [r for r in rows if past is None or r["past"] == past]

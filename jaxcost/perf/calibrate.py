@@ -208,6 +208,13 @@ def grid_flops(cls: str, point: tuple) -> float:
     return _pool_flops(*point) if cls == "window" else _conv_flops(*point)
 
 
+def grid_input_bytes(point: tuple) -> int:
+    """The float32 bytes of the input of the :data:`CONV_GRID` entry ``point`` (stride 1: as many
+    pixels as its output; ``jaxcost.perf.rates`` reads the same from a kernel's features)."""
+    b, hw, ci, _, _, g = point
+    return 4 * b * hw * hw * ci * g
+
+
 def calibration_kernels() -> list[tuple]:
     """``(class, fn, x shape, w shape)`` of every calibration kernel: per class,
     :data:`KERNELS_PER_CLASS` kernels of its grid (:data:`CONV_GRID`, :data:`DOT_GRID`) between
@@ -223,7 +230,7 @@ def calibration_kernels() -> list[tuple]:
         large = [p for p in grid if MAX_FLOPS[cls] < grid_flops(cls, p) <= LARGE_FLOPS.get(cls, 0)]
         picked = spread_subset(small, KERNELS_PER_CLASS[cls])
         window_larger = [p for p in small if p[1] < p[4] and p not in picked]
-        large_map = [p for p in grid if p[4] > 1 and 4 * p[0] * p[1] ** 2 * p[2] * p[5] > LARGE_MAP_BYTES
+        large_map = [p for p in grid if p[4] > 1 and grid_input_bytes(p) > LARGE_MAP_BYTES
                      and MIN_FLOPS <= grid_flops(cls, p) <= LARGE_MAP_FLOPS]
         kernels += [conv_kernel(cls, p) for p in picked + spread_subset(large, LARGE_KERNELS.get(cls, 0))
                     + spread_subset(window_larger, SMALL_MAP_KERNELS.get(cls, 0))
