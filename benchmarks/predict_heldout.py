@@ -25,6 +25,17 @@ speed moves ~5-10 % within half an hour); the ratios scaled by that drift are re
 diagnostic of the predictor with the machine held still. ``--first-seen`` names the models this
 run prices for the first time (no earlier run, and no change made since, has seen them): they are
 summed apart as well, the strictest held-out set of the run.
+
+Each pass starts with a drift re-check (:func:`jaxcost.perf.drift.measure_drift`, what ``jaxcost peaks
+--recheck`` does: the synthetic programs timed as the calibration timed them, ~3 s, no model run;
+run 9 on, the runs before re-timed the programs in one pass each). The ``rechecked`` figures scale
+each round's prediction by the re-check made before the round: what a predictor that corrected
+for the drift would get from a re-check made just before the models ran (run 9: worse than none,
+so jaxcost reports the drift and does not scale by it). The drift diagnostic scales by the mean
+of every pass's re-check, those made after the models ran included: not a prediction. The noise ceiling is how
+close a model's measured time comes to itself: each round's figure against the geometric mean of
+its other rounds -- the fraction within ±10 % a predictor that had run the model minutes earlier
+would reach.
 """
 
 from __future__ import annotations
@@ -45,12 +56,11 @@ from rich.progress import track
 import jaxcost
 import models
 from jaxcost.perf import get_peaks
-from jaxcost.perf.calibrate import BUDGET_S, REPEATS
+from jaxcost.perf.drift import measure_drift
 from jaxcost.perf.kernels import class_work
 from jaxcost.perf.predict import program_roofline
 from jaxcost.perf.pricing import RANGE_NOTE
 from jaxcost.perf.programs import ProgramFactor, prepare_programs
-from jaxcost.perf.stats import time_runs
 
 OUTSIDE = RANGE_NOTE.split("(")[0]  # how the note on a kernel priced outside the calibrated range begins
 ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "googlenet", "inception_v3",
@@ -59,13 +69,17 @@ ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "
        # first seen in run 7 (2026-12-06)
        "resnet34", "densenet169", "shufflenet_v2_x0_5", "dpn92",
        # first seen in run 8 (2026-12-06)
-       "vgg11", "inception_v4", "se_resnet101", "shufflenet_v2_x1_5"]
+       "vgg11", "inception_v4", "se_resnet101", "shufflenet_v2_x1_5",
+       # first seen in run 9 (2026-12-06)
+       "resnet101", "densenet201", "shufflenet_v2_x2_0"]
 KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNetV3Small": 96, "DenseNet121": 96,
          "ResNet50V2": 96, "Xception": 96, "MobileNetV3Large": 96,
          # first seen in run 7 (2026-12-06)
          "EfficientNetV2B0": 96, "MobileNet": 96, "InceptionV3": 96, "VGG19": 96,
          # first seen in run 8 (2026-12-06)
-         "ResNet101": 96, "EfficientNetB1": 96, "DenseNet169": 96, "MobileNetV2": 96}
+         "ResNet101": 96, "EfficientNetB1": 96, "DenseNet169": 96, "MobileNetV2": 96,
+         # first seen in run 9 (2026-12-06)
+         "ResNet50": 96, "DenseNet201": 96, "EfficientNetB2": 96, "InceptionResNetV2": 96, "ResNet101V2": 96}
 
 
 def zoo_program(name: str, batch: int):
@@ -128,15 +142,14 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
     programs: dict[tuple, tuple] = {}
     classes = defaultdict(lambda: [0.0, 0.0])
     ranges = {"inside": [0.0, 0.0, 0, []], "outside": [0.0, 0.0, 0, []]}
-    # the calibration's synthetic programs, timed again in every pass: how much faster or slower the
-    # machine ran the models than it ran the calibration (drift, not the predictor)
+    # the calibration's synthetic programs, re-checked before every pass: how much faster or slower
+    # the machine runs now than it ran the calibration (drift, not the predictor)
     synthetic = prepare_programs(jax.devices(peaks.platform)[0])
     for prog in synthetic:
         prog.run()  # warm-up
-    synthetic_medians: list[list[float]] = [[] for _ in synthetic]
+    checks: list[float] = []
     for p in range(passes * measure_rounds):
-        for prog, medians in zip(synthetic, synthetic_medians):
-            medians.append(statistics.median(time_runs(prog.run, REPEATS, BUDGET_S, warmup=False)))
+        checks.append(measure_drift(peaks, synthetic).factor)
         for job in track(jobs, description=f"held-out models, pass {p + 1}/{passes * measure_rounds}"):
             source, name, batch = job
             if job in rows and "error" in rows[job]:
@@ -166,12 +179,15 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
                 row["ratio_best"] = row["predicted_s"] / row["best_s"]
             except Exception as e:  # noqa: BLE001 - a model that fails is a row with its error
                 rows[job] = {"source": source, "model": name, "batch": batch, "error": f"{type(e).__name__}: {e}"[:300]}
-    drift = math.exp(statistics.mean(math.log(measured(m, passes) / r[1])
-                                     for m, r in zip(synthetic_medians, peaks.program_rows)))
+    drift = math.exp(statistics.mean(math.log(c) for c in checks))
     for row in rows.values():
         if "ratio" in row:
             row["ratio_drift_adjusted"] = row["ratio"] * drift
-    return (drift, peaks, [rows[j] for j in jobs], {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()},
+            # each round predicted with the re-check made before it: the geometric mean of those
+            n = len(row["pass_medians_s"]) // passes
+            row["ratio_rechecked"] = row["ratio"] * math.exp(statistics.mean(
+                math.log(checks[r * passes]) for r in range(n)))
+    return (checks, peaks, [rows[j] for j in jobs], {c: {"predicted_s": v[0], "measured_s": v[1]} for c, v in classes.items()},
             {part: {"predicted_s": pr, "measured_s": me, "kernels": n,
                     "median_error": statistics.median(errors) if errors else None, "timed_kernels": len(errors)}
              for part, (pr, me, n, errors) in ranges.items()})
@@ -184,6 +200,22 @@ def measured(pass_medians: list[float], passes: int) -> float:
     return math.exp(sum(math.log(t) for t in rounds) / len(rounds))
 
 
+def noise_ceiling(rows, passes: int) -> dict:
+    """How close each model's measured time comes to itself: every round's figure (its lowest
+    median over ``passes`` passes) against the geometric mean of the model's other rounds, pooled
+    over the models: the fractions within ±10 % and ±25 % and the median |error|."""
+    err = []
+    for r in rows:
+        pm = r.get("pass_medians_s", [])
+        rounds = [min(pm[i:i + passes]) for i in range(0, len(pm), passes)]
+        for k in range(len(rounds) if len(rounds) > 1 else 0):
+            others = math.exp(statistics.mean(math.log(t) for j, t in enumerate(rounds) if j != k))
+            err.append(abs(others / rounds[k] - 1))
+    return {"n": len(err), "within_10": sum(e <= 0.10 for e in err) / len(err) if err else None,
+            "within_25": sum(e <= 0.25 for e in err) / len(err) if err else None,
+            "median_abs_error": statistics.median(err) if err else None}
+
+
 def stats(rows, key: str = "ratio") -> dict:
     ok = [r for r in rows if key in r]
     err = [abs(r[key] - 1) for r in ok]
@@ -192,7 +224,8 @@ def stats(rows, key: str = "ratio") -> dict:
             "median_abs_error": statistics.median(err) if err else None}
 
 
-def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None = None, drift: float | None = None) -> str:
+def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None = None,
+             checks: list[float] | None = None) -> str:
     factor = ProgramFactor.fit(peaks.program_rows)
     rounds = max(len(r.get("pass_medians_s", [])) for r in rows) // max(passes, 1)
     lines = [f"# Held-out latency prediction ({host})", "",
@@ -214,13 +247,29 @@ def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None =
         if s["n"]:
             lines.append(f"| {label} | {s['n']} | {s['within_10']:.0%} | {s['within_25']:.0%} | "
                          f"{s['median_abs_error']:.0%} | {m['within_10']:.0%} | {m['within_25']:.0%} |")
-    if drift is not None:
-        adjusted = stats(rows, "ratio_drift_adjusted")
-        lines += ["", (f"The machine's drift: the calibration's {len(peaks.program_rows)} synthetic programs, timed again "
-                       "in every pass of the "
-                       f"models, ran {drift:.3f}x their calibration times. Scaled by it (the predictor with the machine "
-                       f"held still, a diagnostic, not a prediction): {adjusted['within_10']:.0%} within ±10 %, "
-                       f"{adjusted['within_25']:.0%} within ±25 %, median error {adjusted['median_abs_error']:.0%}.")]
+    if checks:
+        drift = math.exp(statistics.mean(math.log(c) for c in checks))
+        adjusted, ceiling = stats(rows, "ratio_drift_adjusted"), noise_ceiling(rows, passes)
+        lines += ["", "## The machine's drift and noise", "",
+                  (f"Drift re-checks (`jaxcost peaks --recheck`: the calibration's {len(peaks.program_rows)} synthetic "
+                   f"programs timed again, no model run) before each pass: {', '.join(f'{c:.2f}' for c in checks)}x "
+                   "the calibration's times."), "",
+                  "| predicted with | models x batches | within ±10 % | within ±25 % | median abs error |",
+                  "|---|---:|---:|---:|---:|"]
+        for label, key in (("the calibration alone", "ratio"),
+                           ("the re-check made before each round", "ratio_rechecked")):
+            for part, sub in (("", rows), (", first seen", [r for r in rows if r.get("first_seen")])):
+                s = stats(sub, key)
+                if s["n"]:
+                    lines.append(f"| {label}{part} | {s['n']} | {s['within_10']:.0%} | {s['within_25']:.0%} | "
+                                 f"{s['median_abs_error']:.1%} |")
+        lines += ["", (f"Diagnostic, not a prediction: scaled by the mean of every re-check ({drift:.3f}x, those made "
+                       f"after the models ran included): {adjusted['within_10']:.0%} within ±10 %, "
+                       f"{adjusted['within_25']:.0%} within ±25 %, median error {adjusted['median_abs_error']:.1%}. "
+                       "The noise ceiling, each model's round against its other rounds (what a predictor that ran "
+                       f"the model minutes earlier reaches): {ceiling['within_10']:.0%} within ±10 %, "
+                       f"{ceiling['within_25']:.0%} within ±25 %, median error {ceiling['median_abs_error']:.1%} "
+                       f"({ceiling['n']} model-rounds).")]
     lines += ["", "## Rate model (leave-one-out on the calibration kernels)", "",
               "| class | kernel | kernels | median error | within ±10 % | within ±25 % |", "|---|---|---:|---:|---:|---:|"]
     for f in peaks.kernel_fits:
@@ -273,19 +322,23 @@ def main():
     p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
     p.add_argument("--first-seen", default="", help="models this run prices for the first time (summed apart)")
     args = p.parse_args()
-    drift, peaks, rows, classes, ranges = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
+    checks, peaks, rows, classes, ranges = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
                                [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes,
                                args.rounds, args.measure_rounds, {m for m in args.first_seen.split(",") if m})
     save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best"),
                                                       "all_drift_adjusted": stats(rows, "ratio_drift_adjusted"),
-                                                      "first_seen": stats([r for r in rows if r.get("first_seen")])},
-                    "drift": drift,
+                                                      "all_rechecked": stats(rows, "ratio_rechecked"),
+                                                      "first_seen": stats([r for r in rows if r.get("first_seen")]),
+                                                      "first_seen_rechecked": stats(
+                                                          [r for r in rows if r.get("first_seen")], "ratio_rechecked"),
+                                                      "noise_ceiling": noise_ceiling(rows, args.passes)},
+                    "drift": math.exp(statistics.mean(math.log(c) for c in checks)), "drift_checks": checks,
                     "rows": rows, "classes": classes, "calibrated_range": ranges,
                     "calibration_kernels": len(peaks.kernel_table),
                     "rate_model": peaks.kernel_fits, "program_factor": peaks.program_factor, "rounds": peaks.rounds,
                     "measure_rounds": args.measure_rounds, "passes": args.passes,
                     "program_rows": peaks.program_rows, "peaks": peaks.to_dict()},
-         markdown(peaks, rows, classes, machine(), args.passes, ranges, drift))
+         markdown(peaks, rows, classes, machine(), args.passes, ranges, checks))
 
 
 if __name__ == "__main__":

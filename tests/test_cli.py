@@ -93,6 +93,9 @@ def test_bad_arguments_are_one_line_exit_2(capsys):
     assert code == 2 and len(err) == 1 and "unknown --param-dtype 'float7'" in err[0]
     code, _, err = run(capsys, "peaks", "--rounds", "0")
     assert code == 2 and err == ["jaxcost: error: --rounds must be at least 1, got 0"]
+    code, _, err = run(capsys, "peaks", "--recheck", "--refresh")
+    assert code == 2 and err == [("jaxcost: error: --recheck re-times a cached calibration; a --refresh one is "
+                                 "measured now: give one")]
     code, _, err = run(capsys, "analyze", "--bogus")  # argparse's own errors too
     assert code == 2 and len(err) == 1 and err[0].startswith("jaxcost analyze: error:")
     code, _, err = run(capsys)

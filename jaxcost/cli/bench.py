@@ -186,6 +186,7 @@ def _cmd_peaks(args) -> int:
     fits = Table(title="Rate model (jaxcost.perf.rates), leave-one-out on the calibration kernels")
     for col in ("class", "kernel", "kernels", "median error", "within 10 %", "within 25 %", "step past a cache"):
         fits.add_column(col, justify="left" if col in ("class", "kernel") else "right")
+    drift = None  # --recheck's (jaxcost.perf.drift)
     if args.published:
         for _patterns, p in PUBLISHED_PEAKS:
             add(p)
@@ -193,7 +194,16 @@ def _cmd_peaks(args) -> int:
         check_backend(args.backend)
         if args.rounds < 1:
             raise UsageError(f"--rounds must be at least 1, got {args.rounds}")
+        if args.recheck and args.refresh:
+            raise UsageError("--recheck re-times a cached calibration; a --refresh one is measured now: give one")
         p = get_peaks(args.backend, measure=True, refresh=args.refresh, rounds=args.rounds)
+        if args.recheck:
+            from jaxcost.perf.drift import measure_drift
+
+            try:
+                drift = measure_drift(p)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
         add(p)
         for f in p.kernel_fits:
             fits.add_row(f["cls"], f["impl"], str(f["rows"]), f"{f['loo_median']:.0%}", f"{f['loo_within_10']:.0%}",
@@ -206,6 +216,8 @@ def _cmd_peaks(args) -> int:
         from jaxcost.perf.programs import ProgramFactor
 
         console.print(f"In-program factor (jaxcost.perf.programs): {ProgramFactor.fit(p.program_rows)!r}")
+    if drift is not None:
+        console.print(f"Re-check (jaxcost.perf.drift): {drift!r}: {drift.advice}")
     return 0
 
 
@@ -282,4 +294,7 @@ def add_commands(sub) -> None:
     p.add_argument("--rounds", type=int, default=1,
                    help="timing rounds the calibration averages: each adds ~12 s on a 2-core CPU; 3 make "
                         "predictions steadier (a cached calibration of fewer rounds is measured again)")
+    p.add_argument("--recheck", action="store_true",
+                   help="time the calibration's synthetic programs again (~6 s): is the cached calibration "
+                        "still this machine's?")
     p.set_defaults(func=_cmd_peaks)
