@@ -272,8 +272,11 @@ def test_a_kernel_outside_the_calibrated_range_is_named_in_the_dimensions_it_lea
 
 
 def test_a_1x1_conv_on_a_1x1_map_is_priced_with_a_caveat_from_the_committed_calibration():
-    """A classifier head run as a 1x1 conv on a 1x1 map (MobileNetV3's) is outside the
-    calibration's 1x1 convs (maps from 3x3): its price extrapolates and says so."""
+    """A classifier head run as a 1x1 conv on a 1x1 map (MobileNetV3's) is a matmul, priced by
+    the dot law (kernels.is_matmul_conv); XLA:CPU runs it in a YNNPACK kernel, whose dots the
+    calibration has from 8 rows (one row runs on XLA's own dot emitter): its price extrapolates
+    in M and says so."""
+    from jaxcost.perf.kernels import class_work
     from jaxcost.perf.pricing import RANGE_NOTE
 
     def head(w, x):
@@ -281,9 +284,14 @@ def test_a_1x1_conv_on_a_1x1_map_is_priced_with_a_caveat_from_the_committed_cali
 
     peaks = get_peaks("cpu", measure=False)
     args = jax.ShapeDtypeStruct((1, 1, 1024, 1000), jnp.float32), jax.ShapeDtypeStruct((1, 1, 1, 1024), jnp.float32)
-    r = program_roofline(jaxcost.analyze(head, *args, theory=False), peaks)
-    assert set(r.notes.values()) == {RANGE_NOTE.format(what="conv1x1 M, pixels")}
+    a = jaxcost.analyze(head, *args, theory=False)
+    r = program_roofline(a, peaks)
+    assert set(r.notes.values()) == {RANGE_NOTE.format(what="dot M, pixels")}
+    (work,) = [w for op in a.ops for w in class_work(op) if w.cls != "other"]
+    assert work == ("dot", 2 * 1024 * 1000, (1, 1024, 1000, 1, 1, 1), "fusion:__ynn_fusion")
     inside = jax.ShapeDtypeStruct((8, 14, 14, 256), jnp.float32)
+    b = jaxcost.analyze(head, jax.ShapeDtypeStruct((1, 1, 256, 256), jnp.float32), inside, theory=False)
+    assert [w.cls for op in b.ops for w in class_work(op) if w.cls != "other"] == ["conv1x1"]  # a map of pixels
     assert not program_roofline(jaxcost.analyze(head, jax.ShapeDtypeStruct((1, 1, 256, 256), jnp.float32), inside,
                                                 theory=False), peaks).notes
 

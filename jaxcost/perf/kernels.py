@@ -7,9 +7,9 @@ at a tenth and a depthwise conv at under 1 % -- so a roofline with one peak pred
 MobileNet ten times too fast. Each convolution and dot (fusions included) is
 classified:
 
-    dot        dot / matmul
+    dot        dot / matmul; also a 1x1 convolution on a map of one pixel (:func:`is_matmul_conv`)
     conv       convolution, one feature group, spatial window larger than 1x1
-    conv1x1    convolution, one feature group, 1x1 window
+    conv1x1    convolution, one feature group, 1x1 window, a map of several pixels
     grouped    convolution, 1 < groups, several input channels per group
     depthwise  convolution, one input channel per group
     window     reduce-window (max and average pooling)
@@ -49,6 +49,20 @@ CLASSED = frozenset({"convolution", "dot", "reduce-window"})
 MATMULS = frozenset({"convolution", "dot"})
 
 
+def is_matmul_conv(inst: Instruction) -> bool:
+    """Whether ``inst`` is a convolution that is a plain matmul: one feature group, a 1x1 window
+    and an output map of one pixel -- the batch's rows times the weights (squeeze-and-excitation
+    blocks, 1x1 convs after a global pool, Keras's small images deep in a network). It is
+    priced as a dot: the 1x1-conv calibration kernels have maps of 3x3 pixels and more, and
+    their law, extrapolated to one pixel, priced random such convs (batch 1-8, 32-2900 input
+    and 8-2300 output channels) at 2.3-2.6x their measured time (geometric mean), the dot law
+    at 1.1-1.2x (median error 140-170 % against 27-30 %; 2-core x86 VM, jax 0.10:
+    ``benchmarks/results/matmul_convs.md``)."""
+    if inst.opcode != "convolution" or inst.feature_group_count != 1 or any(w.size != 1 for w in inst.window):
+        return False
+    return math.prod(inst.shape.dims[i] for i in conv_dims(inst.dim_labels).out_spatial) == 1
+
+
 def conv_class(inst: Instruction) -> str:
     """The class of one ``convolution`` instruction (see the module docstring)."""
     groups = inst.feature_group_count
@@ -56,6 +70,8 @@ def conv_class(inst: Instruction) -> str:
         rhs = inst.operands[1].shape
         in_per_group = rhs.dims[conv_dims(inst.dim_labels).rhs_in]
         return "depthwise" if in_per_group == 1 else "grouped"
+    if is_matmul_conv(inst):
+        return "dot"
     return "conv1x1" if all(w.size == 1 for w in inst.window) else "conv"
 
 
@@ -91,7 +107,7 @@ def kernel_features(inst: Instruction) -> tuple[int, ...]:
         taps, out = max(math.prod(w.size for w in inst.window), 1), max(inst.shape.leaves()[0].elements, 1)
         return out, taps, 1, taps, 1, out
     m, k, n, groups = gemm_dims(inst)
-    if inst.opcode == "dot":
+    if inst.opcode == "dot" or is_matmul_conv(inst):
         return m, k, n, 1, groups, m
     d = conv_dims(inst.dim_labels)
     pixels = math.prod(inst.shape.dims[i] for i in d.out_spatial)
