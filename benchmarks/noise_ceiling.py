@@ -58,7 +58,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="noise_ceiling")
     args = p.parse_args()
-    paths = sorted(glob.glob(os.path.join(RESULTS, "predict_heldout*.json")))
+    number = lambda path: int("".join(c for c in os.path.basename(path) if c.isdigit()) or 0)  # run10 after run9
+    paths = sorted(glob.glob(os.path.join(RESULTS, "predict_heldout*.json")), key=lambda p: (number(p), p))
     runs = [s for s in map(summarize, paths) if s is not None and "repriced" not in s["run"]]
     save(args.out, {"machine": machine(), "runs": runs}, markdown(runs))
 

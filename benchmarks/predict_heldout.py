@@ -71,7 +71,9 @@ ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "
        # first seen in run 8 (2026-12-06)
        "vgg11", "inception_v4", "se_resnet101", "shufflenet_v2_x1_5",
        # first seen in run 9 (2026-12-06)
-       "resnet101", "densenet201", "shufflenet_v2_x2_0"]
+       "resnet101", "densenet201", "shufflenet_v2_x2_0",
+       # first seen in run 10 (2026-12-06)
+       "se_resnet152", "densenet161"]
 KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNetV3Small": 96, "DenseNet121": 96,
          "ResNet50V2": 96, "Xception": 96, "MobileNetV3Large": 96,
          # first seen in run 7 (2026-12-06)
@@ -79,7 +81,9 @@ KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNe
          # first seen in run 8 (2026-12-06)
          "ResNet101": 96, "EfficientNetB1": 96, "DenseNet169": 96, "MobileNetV2": 96,
          # first seen in run 9 (2026-12-06)
-         "ResNet50": 96, "DenseNet201": 96, "EfficientNetB2": 96, "InceptionResNetV2": 96, "ResNet101V2": 96}
+         "ResNet50": 96, "DenseNet201": 96, "EfficientNetB2": 96, "InceptionResNetV2": 96, "ResNet101V2": 96,
+         # first seen in run 10 (2026-12-06)
+         "EfficientNetB3": 96, "EfficientNetV2B1": 96, "EfficientNetV2B2": 96, "ResNet152V2": 96}
 
 
 def zoo_program(name: str, batch: int):

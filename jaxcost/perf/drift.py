@@ -11,12 +11,14 @@ timed them, and compares::
     drift   = central(ratio_i)                            (geometric mean of the middle half)
 
 It is a report, not a correction. Scaling each prediction by the re-check made just before the
-models ran was validated out of sample (held-out run 9, ``benchmarks/results/predict_heldout_run9.md``)
-and made the predictions worse: 43 % -> 25 % within ±10 %, 82 % -> 59 % within ±25 %. Six
-re-checks in that run read 0.91-1.35x (sd of the log 14 %) while the models' own pass times moved
-1.01-1.13x: a few seconds of timing carry the machine's minute-to-minute noise, larger than the
-drift they measure. What a re-check does tell is a calibration gone stale: a drift beyond
-:data:`STALE` (twice that noise) says recalibrate (``jaxcost peaks --refresh``).
+models ran was validated out of sample in two held-out runs: in run 9
+(``benchmarks/results/predict_heldout_run9.md``, 106 model-batches) it made the predictions
+worse, 43 % -> 25 % within ±10 %, 82 % -> 59 % within ±25 % -- six re-checks read 0.91-1.35x (sd of
+the log 14 %) while the models' own pass times moved 1.01-1.13x: a few seconds of timing carry the
+machine's minute-to-minute noise, larger than the drift they measure; in run 10 (``_run10.md``, 12
+model-batches, the machine 1.10-1.32x slower throughout) it helped, 42 % -> 50 % and 75 % -> 92 %.
+Pooled, 43 % -> 27 % within ±10 %. What a re-check does tell is a calibration gone stale: a drift
+beyond :data:`STALE` (twice that noise) says recalibrate (``jaxcost peaks --refresh``).
 """
 
 from __future__ import annotations
