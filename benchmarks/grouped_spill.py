@@ -23,7 +23,7 @@ import random
 import statistics
 
 import jax
-from _results import machine, save
+from _results import errors, machine, save
 from rich.progress import track
 
 from jaxcost.perf import get_peaks
@@ -60,10 +60,7 @@ def draw(rnd: random.Random, n: int) -> list[tuple[int, ...]]:
 
 
 def summary(ratios: list[float], seconds: list[float]) -> dict:
-    errors = [abs(r - 1) for r in ratios]
-    return {"n": len(ratios), "median_abs_error": statistics.median(errors),
-            "within_10": sum(e <= 0.10 for e in errors) / len(errors),
-            "within_25": sum(e <= 0.25 for e in errors) / len(errors),
+    return {**errors([abs(r - 1) for r in ratios]),
             "geomean": math.exp(statistics.mean(math.log(r) for r in ratios)),
             "total": sum(r * s for r, s in zip(ratios, seconds)) / sum(seconds)}
 

@@ -24,7 +24,7 @@ import random
 import statistics
 
 import jax
-from _results import machine, save
+from _results import errors, machine, save
 
 from jaxcost.perf import get_peaks
 from jaxcost.perf.calibrate import BUDGET_S, LONG_S, REPEATS, _conv, call_overhead, prepare_kernel
@@ -38,9 +38,7 @@ def draw(rnd: random.Random, n: int) -> list[tuple[int, int, int]]:
 
 
 def summary(ratios: list[float]) -> dict:
-    err = [abs(r - 1) for r in ratios]
-    return {"geo_mean": math.exp(statistics.mean(map(math.log, ratios))), "median_abs_error": statistics.median(err),
-            "within_10": sum(e <= 0.10 for e in err) / len(err), "within_25": sum(e <= 0.25 for e in err) / len(err)}
+    return {**errors([abs(r - 1) for r in ratios]), "geo_mean": math.exp(statistics.mean(map(math.log, ratios)))}
 
 
 def main():

@@ -50,7 +50,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import jax
 import jax.numpy as jnp
-from _results import machine, save
+from _results import errors, machine, save
 from rich.progress import track
 
 import jaxcost
@@ -215,17 +215,11 @@ def noise_ceiling(rows, passes: int) -> dict:
         for k in range(len(rounds) if len(rounds) > 1 else 0):
             others = math.exp(statistics.mean(math.log(t) for j, t in enumerate(rounds) if j != k))
             err.append(abs(others / rounds[k] - 1))
-    return {"n": len(err), "within_10": sum(e <= 0.10 for e in err) / len(err) if err else None,
-            "within_25": sum(e <= 0.25 for e in err) / len(err) if err else None,
-            "median_abs_error": statistics.median(err) if err else None}
+    return errors(err)
 
 
 def stats(rows, key: str = "ratio") -> dict:
-    ok = [r for r in rows if key in r]
-    err = [abs(r[key] - 1) for r in ok]
-    return {"n": len(ok), "within_10": sum(e <= 0.10 for e in err) / len(ok) if ok else None,
-            "within_25": sum(e <= 0.25 for e in err) / len(ok) if ok else None,
-            "median_abs_error": statistics.median(err) if err else None}
+    return errors([abs(r[key] - 1) for r in rows if key in r])
 
 
 def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None = None,
