@@ -33,10 +33,13 @@ from jaxcost.perf.kernels import chained_matmuls
 from jaxcost.perf.predict import program_roofline
 
 # (batch, map side, channels, window sides of the chain's convs): 3x3 and 1x1 pairs, at batch 1
-# on the small maps of a network's last stage and larger ones, and at batch 2 and 8.
+# on the small maps of a network's last stage and larger ones, and at batch 2, 4 and 8; 3x3 pairs
+# on the smallest maps, of 1024 channels, and of a VGG's first stage.
 CHAINS = ([(1, side, c, ks) for side in (4, 7, 10, 14, 28) for c in (256, 512) for ks in ((3, 3), (1, 1), (3, 1))]
           + [(1, 7, 512, (3, 3, 3)), (1, 7, 128, (3, 3, 3))]
-          + [(b, side, c, (3, 3)) for b in (2, 8) for side in (7, 14) for c in (256, 512)])
+          + [(b, side, c, (3, 3)) for b in (2, 4, 8) for side in (7, 14) for c in (256, 512)]
+          + [(1, 3, 512, (3, 3)), (1, 5, 512, (3, 3)), (1, 7, 1024, (3, 3)), (1, 14, 1024, (3, 3)),
+             (1, 56, 64, (3, 3)), (8, 56, 64, (3, 3))])
 # (batch, tokens, heads, head dim): ViT-B/16, a Transformer-base encoder, Swin-T's windows.
 ATTENTION = [(2, 197, 12, 64), (4, 197, 12, 64), (8, 197, 12, 64), (8, 128, 8, 64), (64, 49, 3, 32)]
 
@@ -92,7 +95,10 @@ def markdown(rows, attn) -> str:
               "flagged; attention at the rate of its own calibrated class)."), "",
              f"Fused over separate: {min(ratios):.2f}x to {max(ratios):.2f}x, median {statistics.median(ratios):.2f}x "
              f"over {len(ratios)} chains; {len(slow)} ran over 1.25x slower fused: "
-             + ", ".join(f"b{r['batch']} {r['side']}x{r['side']}x{r['channels']} {r['windows']}" for r in slow) + ".",
+             + ", ".join(f"b{r['batch']} {r['side']}x{r['side']}x{r['channels']} {r['windows']}" for r in slow) + ". "
+             + "The same 3x3 pair on 7x7x512 maps ran "
+             + ", ".join(f"{r['fused_over_separate']:.2f}x at batch {r['batch']}" for r in rows
+                         if (r["side"], r["channels"], r["windows"]) == (7, 512, [3, 3])) + ".",
              "", "| batch | map | channels | windows | weights | fused | separate | fused/separate | predicted/fused |",
              "|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:

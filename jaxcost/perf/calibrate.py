@@ -51,7 +51,8 @@ from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
 CALIBRATION_VERSION = 12  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
 # 10: unpadded convs; 11: the synthetic programs' kernels priced at the fitted law's time (Rates.seconds);
-# 12: grouped convs on large maps, the step past a cache (rates.SPILL_CLASSES)
+# 12: grouped convs on large maps, the step past a cache (rates.SPILL_CLASSES). Since then the 128 MiB
+# paging row is not measured (FAULT_SIZES): a version-12 table with it prices the same, so no bump.
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
@@ -112,8 +113,13 @@ LONG_S = 0.02  # a kernel slower than this is run once in each pass (after a war
 # size (small kernels pay fixed costs, mid-size ones run from cache) prices the bytes of
 # kernels that are not convolutions or dots.
 MEMORY_SIZES = tuple(4 ** i for i in range(2, 13))
-# Allocations whose paging-in is measured, in bytes.
-FAULT_SIZES = tuple(2 ** i for i in (20, 23, 25, 26, 27))
+# Allocations whose paging-in is measured, in bytes. Up to 64 MiB: past tens of MiB the cost per
+# byte is flat (4-7 GB/s on a 2-core x86 VM, the 64 and 128 MiB rows within 25 % of each other) and
+# a larger allocation is priced at the largest row's cost per byte (rates.first_touch_seconds). A
+# 128 MiB row took 1.2 s of a ~27 s calibration; without it, runs 9 and 10 of the held-out models
+# priced again from their own calibrations (benchmarks/results/fault64_run9.md, fault64_run10.md)
+# moved by at most 1.1 % (SE-ResNet-152 at batch 8, the largest temporaries), 116 of 118 by under 0.1 %.
+FAULT_SIZES = tuple(2 ** i for i in (20, 23, 25, 26))
 # Each kernel is timed at least this many times, and on while the runs took under BUDGET_S.
 REPEATS, BUDGET_S = 3, 0.01
 
@@ -318,9 +324,27 @@ def _fault_row(nbytes: int, device, rounds: int = 1) -> list:
     return ["fault", nbytes, 1, 1, nbytes / extra if extra else 0.0, nbytes, extra, 1, 1, "", 1]
 
 
+def prepare_kernels(device: jax.Device, on_kernel=None) -> list[tuple]:
+    """Every :func:`calibration_kernels` kernel compiled on ``device`` (:func:`prepare_kernel`:
+    ``(run, row)`` each, but attention kernels XLA did not compile into one), compiles run on a
+    thread pool; ``on_kernel(label)`` is called before each."""
+    shared = functools.cache(constant)  # kernels of equal input shapes read the same buffers
+
+    def prepare(kernel):
+        cls, fn, xs, ws = kernel
+        if on_kernel is not None:
+            on_kernel(f"{cls} {xs} x {ws}")
+        return prepare_kernel(cls, fn, xs, ws, device, shared)
+
+    with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:  # XLA compiles without the GIL
+        return [p for p in pool.map(prepare, calibration_kernels()) if p is not None]
+
+
 def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
-                         alongside: Sequence[Callable] = (), rounds: int = 1) -> tuple[list[list], list[float]]:
-    """Time every :func:`calibration_kernels` kernel on ``device`` and page in every
+                         alongside: Sequence[Callable] = (), rounds: int = 1,
+                         prepared: Sequence[tuple] | None = None) -> tuple[list[list], list[float]]:
+    """Time every :func:`calibration_kernels` kernel on ``device`` (``prepared``: already
+    compiled by :func:`prepare_kernels`, else compiled here) and page in every
     :data:`FAULT_SIZES` allocation: rows as in the module docstring (float32, XLA flops);
     ``on_kernel(label)`` is called before each. A kernel's time is its median run (the runs of
     a program add up kernels' typical times: the sum of each kernel's fastest run is 5-10 %
@@ -334,16 +358,8 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
     one-round calibrations minutes apart differed by 14 % (median over 58 models), from two
     three-round ones by 4.5 % (``benchmarks/results/calibration_stability.md``)."""
     overhead = call_overhead(device)
-    shared = functools.cache(constant)  # kernels of equal input shapes read the same buffers
-
-    def prepare(kernel):
-        cls, fn, xs, ws = kernel
-        if on_kernel is not None:
-            on_kernel(f"{cls} {xs} x {ws}")
-        return prepare_kernel(cls, fn, xs, ws, device, shared)
-
-    with ThreadPoolExecutor(min(os.cpu_count() or 1, 4)) as pool:  # XLA compiles without the GIL
-        prepared = [p for p in pool.map(prepare, calibration_kernels()) if p is not None]
+    if prepared is None:
+        prepared = prepare_kernels(device, on_kernel)
     # the alongside callables spread evenly through the kernels: the machine's speed drifts
     # within a pass (on this 2-core VM kernels' times moved 15 % between passes minutes apart)
     runs = [run for run, _ in prepared]

@@ -28,6 +28,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxcost.hardware import CHIPS, Chip
-from jaxcost.perf.calibrate import CALIBRATION_VERSION, measure_dispatch_overhead, measure_kernel_table
+from jaxcost.perf.calibrate import (
+    CALIBRATION_VERSION,
+    measure_dispatch_overhead,
+    measure_kernel_table,
+    prepare_kernels,
+)
 from jaxcost.perf.programs import PROGRAMS, ProgramFactor, prepare_programs, program_rows
 from jaxcost.perf.rates import RateFit, Rates, class_rates, fit_rates
 from jaxcost.perf.stats import best_time
@@ -245,9 +251,12 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
         step("memory bandwidth")
         bw = measure_bandwidth(device, stream_elements, repeats)
         notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
-        programs = prepare_programs(device, on_program=step) if "float32" in flops else []
+        with ThreadPoolExecutor(1) as background:  # the synthetic programs compile while the kernels do
+            compiling = background.submit(prepare_programs, device, step) if "float32" in flops else None
+            kernels = prepare_kernels(device, on_kernel=step)
+            programs = compiling.result() if compiling is not None else []
         table, program_s = measure_kernel_table(device, on_kernel=step, alongside=[p.run for p in programs],
-                                                rounds=rounds)
+                                                rounds=rounds, prepared=kernels)
         overhead = measure_dispatch_overhead(device, repeats=repeats)
         step("fitting the rate model")
         fits = fit_rates(table)
