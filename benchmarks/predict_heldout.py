@@ -73,7 +73,9 @@ ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "
        # first seen in run 9 (2026-12-06)
        "resnet101", "densenet201", "shufflenet_v2_x2_0",
        # first seen in run 10 (2026-12-06)
-       "se_resnet152", "densenet161"]
+       "se_resnet152", "densenet161",
+       # first seen in run 11 (2026-12-06)
+       "dpn98", "vgg13", "vgg16_bn"]
 KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNetV3Small": 96, "DenseNet121": 96,
          "ResNet50V2": 96, "Xception": 96, "MobileNetV3Large": 96,
          # first seen in run 7 (2026-12-06)
@@ -83,7 +85,9 @@ KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNe
          # first seen in run 9 (2026-12-06)
          "ResNet50": 96, "DenseNet201": 96, "EfficientNetB2": 96, "InceptionResNetV2": 96, "ResNet101V2": 96,
          # first seen in run 10 (2026-12-06)
-         "EfficientNetB3": 96, "EfficientNetV2B1": 96, "EfficientNetV2B2": 96, "ResNet152V2": 96}
+         "EfficientNetB3": 96, "EfficientNetV2B1": 96, "EfficientNetV2B2": 96, "ResNet152V2": 96,
+         # first seen in run 11 (2026-12-06)
+         "EfficientNetB4": 96, "EfficientNetV2B3": 96, "ConvNeXtSmall": 96, "ResNet152": 96}
 
 
 def zoo_program(name: str, batch: int):
