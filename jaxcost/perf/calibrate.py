@@ -114,7 +114,7 @@ LONG_S = 0.02  # a kernel slower than this is run once in each pass (after a war
 # kernels that are not convolutions or dots.
 MEMORY_SIZES = tuple(4 ** i for i in range(2, 13))
 # Allocations whose paging-in is measured, in bytes. Up to 64 MiB: past tens of MiB the cost per
-# byte is flat (4-7 GB/s on a 2-core x86 VM, the 64 and 128 MiB rows within 25 % of each other) and
+# byte is flat (4-7 GB/s on a 2-core x86 VM, the 64 and 128 MiB rows within a third of each other) and
 # a larger allocation is priced at the largest row's cost per byte (rates.first_touch_seconds). A
 # 128 MiB row took 1.2 s of a ~27 s calibration; without it, runs 9 and 10 of the held-out models
 # priced again from their own calibrations (benchmarks/results/fault64_run9.md, fault64_run10.md)
