@@ -75,7 +75,9 @@ ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "
        # first seen in run 10 (2026-12-06)
        "se_resnet152", "densenet161",
        # first seen in run 11 (2026-12-06)
-       "dpn98", "vgg13", "vgg16_bn"]
+       "dpn98", "vgg13", "vgg16_bn",
+       # first seen in run 12 (2026-12-06)
+       "dpn68b", "vgg19", "vgg13_bn", "dpn107"]
 KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNetV3Small": 96, "DenseNet121": 96,
          "ResNet50V2": 96, "Xception": 96, "MobileNetV3Large": 96,
          # first seen in run 7 (2026-12-06)
@@ -87,7 +89,9 @@ KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNe
          # first seen in run 10 (2026-12-06)
          "EfficientNetB3": 96, "EfficientNetV2B1": 96, "EfficientNetV2B2": 96, "ResNet152V2": 96,
          # first seen in run 11 (2026-12-06)
-         "EfficientNetB4": 96, "EfficientNetV2B3": 96, "ConvNeXtSmall": 96, "ResNet152": 96}
+         "EfficientNetB4": 96, "EfficientNetV2B3": 96, "ConvNeXtSmall": 96, "ResNet152": 96,
+         # first seen in run 12 (2026-12-06)
+         "VGG16": 96, "EfficientNetV2S": 96, "EfficientNetB5": 96, "ConvNeXtBase": 96}
 
 
 def zoo_program(name: str, batch: int):
@@ -324,6 +328,9 @@ def main():
     p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
     p.add_argument("--first-seen", default="", help="models this run prices for the first time (summed apart)")
     args = p.parse_args()
+    unknown = [m for m in args.keras.split(",") if m and m not in KERAS]
+    if unknown:
+        raise SystemExit(f"--keras: {', '.join(unknown)} not in KERAS (add each with its input image size)")
     checks, peaks, rows, classes, ranges = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
                                [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes,
                                args.rounds, args.measure_rounds, {m for m in args.first_seen.split(",") if m})

@@ -36,18 +36,29 @@ from jaxcost.perf.predict import program_roofline
 from jaxcost.perf.programs import ProgramFactor, prepare_programs, program_rows
 
 
+def refitted(peaks: DevicePeaks, programs) -> tuple[DevicePeaks, ProgramFactor]:
+    """``peaks`` with its in-program factor fitted again from its programs' stored times, priced by
+    this code (``programs``: :func:`jaxcost.perf.programs.prepare_programs`), and that factor."""
+    seconds = [r[1] for r in peaks.program_rows]
+    factor = ProgramFactor.fit(program_rows(programs, seconds, peaks.rates(), peaks.kernel_overhead_s or 0.0))
+    return dataclasses.replace(peaks, program_factor=factor.factor, program_rows=[list(r) for r in factor.rows]), factor
+
+
+def model(row: dict):
+    """``(fn, args)`` of a held-out run's row: the zoo model or Keras application at its batch."""
+    if row["source"] == "keras":
+        return keras_program(row["model"], KERAS[row["model"]], row["batch"])
+    return zoo_program(row["model"], row["batch"])
+
+
 def reprice(run: dict, calibration: dict | None = None) -> tuple[ProgramFactor, list[dict]]:
     """The run's in-program factor fitted again and every model's row priced again, with the
     run's calibration (or ``calibration``, a :class:`DevicePeaks` dict) and this code."""
     peaks = DevicePeaks.from_dict(calibration or run["peaks"])
-    programs = prepare_programs(jax.devices(peaks.platform)[0])
-    seconds = [r[1] for r in peaks.program_rows]
-    factor = ProgramFactor.fit(program_rows(programs, seconds, peaks.rates(), peaks.kernel_overhead_s or 0.0))
-    peaks = dataclasses.replace(peaks, program_factor=factor.factor, program_rows=[list(r) for r in factor.rows])
+    peaks, factor = refitted(peaks, prepare_programs(jax.devices(peaks.platform)[0]))
     rows = []
     for r in track([r for r in run["rows"] if "ratio" in r], description="pricing the run's models again"):
-        fn, args = (keras_program(r["model"], KERAS[r["model"]], r["batch"]) if r["source"] == "keras"
-                    else zoo_program(r["model"], r["batch"]))
+        fn, args = model(r)
         predicted = program_roofline(jaxcost.analyze(fn, *args, theory=False), peaks).predicted_s
         rows.append({**{k: r[k] for k in ("source", "model", "batch", "measured_s")}, "run_ratio": r["ratio"],
                      "ratio": predicted / r["measured_s"], "predicted_s": predicted})

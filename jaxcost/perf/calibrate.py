@@ -49,10 +49,12 @@ from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 12  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
+CALIBRATION_VERSION = 13  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
 # 10: unpadded convs; 11: the synthetic programs' kernels priced at the fitted law's time (Rates.seconds);
-# 12: grouped convs on large maps, the step past a cache (rates.SPILL_CLASSES). Since then the 128 MiB
-# paging row is not measured (FAULT_SIZES): a version-12 table with it prices the same, so no bump.
+# 12: grouped convs on large maps, the step past a cache (rates.SPILL_CLASSES); since then the 128 MiB
+# paging row is not measured (FAULT_SIZES: a version-12 table with it prices the same). 13: three
+# quarters of the spread-out kernels (KERNELS_PER_CLASS, UNPADDED_KERNELS): ~3 s less calibration,
+# held-out accuracy unchanged (benchmarks/results/calibration_ablation.md).
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
@@ -74,7 +76,7 @@ CONV_GRID: dict[str, list[tuple[int, int, int, int, int, int]]] = {
 # their rates are interpolated among these kernels of their own kind (jaxcost.perf.rates).
 UNPADDED_GRID = [(b, hw, ci, co, k, s) for b in _BATCHES for hw in (7, 14, 28, 56, 112) for ci in (3, 32, 128, 512)
                  for co in (32, 128, 512) for k in (2, 3, 5, 7) for s in (1, 2)]
-UNPADDED_KERNELS, UNPADDED_MAX_FLOPS = 20, 1.2e9  # 1-50 ms: unpadded convs run at 20-100 GFLOP/s here
+UNPADDED_KERNELS, UNPADDED_MAX_FLOPS = 15, 1.2e9  # 1-50 ms: unpadded convs run at 20-100 GFLOP/s here
 # Dot grid entries: (batch, M, K, N): ``batch`` independent (M x K) @ (K x N) products; M = 1
 # is a matrix-vector product, memory bound on the K x N operand.
 DOT_GRID = [(b, m, k, n) for b in (1, 12, 96) for m in (1, 8, 64, 512, 4096) for k in (64, 512, 4096)
@@ -88,7 +90,11 @@ POOL_GRID = [(b, hw, c, k, s) for b in _BATCHES for hw in (7, 14, 28, 56, 112) f
 # of this grid: the fewer and shorter sequences) are dropped.
 ATTENTION_GRID = [(b, t, h, d) for b in (4, 8, 16, 32) for t in (36, 64, 100, 144, 256) for h in (4, 6, 16)
                   for d in (32, 64)]
-KERNELS_PER_CLASS = {"conv": 32, "conv1x1": 28, "grouped": 38, "depthwise": 32, "dot": 32, "window": 18,
+# Spread-out kernels per class. Version 12 timed a third more (conv 32, conv1x1 28, grouped 38, depthwise
+# 32, dot 32, window 18, unpadded 20): its tables cut down to these kernels (spread_subset's picks are
+# nested) and priced against held-out runs' measured times did as well as whole
+# (benchmarks/calibration_ablation.py); their timing and compiling took ~3.5 s of ~27.
+KERNELS_PER_CLASS = {"conv": 24, "conv1x1": 21, "grouped": 28, "depthwise": 24, "dot": 24, "window": 13,
                      "attention": 14}
 # Largest calibration kernel per class, in flops: ~20-50 ms on a 2-core CPU at the class's rate
 # (depthwise and grouped convs run 100x and 10x below a dense one's).
@@ -107,7 +113,10 @@ SMALL_MAP_KERNELS = {"depthwise": 8}
 # (jaxcost.perf.rates.SPILL_CLASSES): inputs past LARGE_MAP_BYTES, up to LARGE_MAP_FLOPS (40-120 ms
 # at the 2-5 GFLOP/s of thin groups).
 LARGE_MAP_KERNELS, LARGE_MAP_BYTES, LARGE_MAP_FLOPS = {"grouped": 3}, 4 << 20, 3e8
-LONG_S = 0.02  # a kernel slower than this is run once in each pass (after a warm-up run in the first)
+# A kernel slower than LONG_S is run once in each pass (after a warm-up run in the first). 5 ms would
+# save ~1.6 s, but priced worse in one of two recorded calibrations (66 % within ±25 % against 71 %;
+# benchmarks/results/calibration_ablation_recorded.md): kept at 20 ms.
+LONG_S = 0.02
 # Memory-bound kernels: a fused elementwise kernel ``max(x * a + b, 0)`` over arrays of these
 # many float32 elements (reads and writes 8 bytes an element). Its effective bandwidth at each
 # size (small kernels pay fixed costs, mid-size ones run from cache) prices the bytes of

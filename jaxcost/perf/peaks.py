@@ -24,6 +24,7 @@ else measures, else falls back to ``PUBLISHED_PEAKS``.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import time
@@ -251,8 +252,9 @@ def measure_peaks(backend: str | None = None, dtypes: Sequence[str] = ("float32"
         step("memory bandwidth")
         bw = measure_bandwidth(device, stream_elements, repeats)
         notes.append(f"stream copy/triad on {stream_elements} float32; best of {repeats}")
-        with ThreadPoolExecutor(1) as background:  # the synthetic programs compile while the kernels do
+        with ThreadPoolExecutor(1) as background:  # the synthetic programs compile while the kernels do,
             compiling = background.submit(prepare_programs, device, step) if "float32" in flops else None
+            background.submit(importlib.import_module, "scipy.optimize")  # and the rate fits' solver loads (~0.5 s)
             kernels = prepare_kernels(device, on_kernel=step)
             programs = compiling.result() if compiling is not None else []
         table, program_s = measure_kernel_table(device, on_kernel=step, alongside=[p.run for p in programs],
