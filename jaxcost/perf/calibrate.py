@@ -114,8 +114,8 @@ SMALL_MAP_KERNELS = {"depthwise": 8}
 # at the 2-5 GFLOP/s of thin groups).
 LARGE_MAP_KERNELS, LARGE_MAP_BYTES, LARGE_MAP_FLOPS = {"grouped": 3}, 4 << 20, 3e8
 # A kernel slower than LONG_S is run once in each pass (after a warm-up run in the first). 5 ms would
-# save ~1.6 s, but priced worse in one of two recorded calibrations (66 % within ±25 % against 71 %;
-# benchmarks/results/calibration_ablation_recorded.md): kept at 20 ms.
+# save ~1.6 s, but priced two recorded calibrations worse within ±25 % (70 % and 71 % against 72 % and
+# 77 %; benchmarks/results/calibration_ablation_recorded.md): kept at 20 ms.
 LONG_S = 0.02
 # Memory-bound kernels: a fused elementwise kernel ``max(x * a + b, 0)`` over arrays of these
 # many float32 elements (reads and writes 8 bytes an element). Its effective bandwidth at each
