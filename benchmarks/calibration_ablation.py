@@ -38,8 +38,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import jax
 from _results import RESULTS, machine, save
-from predict_heldout import stats
-from reprice_heldout import model, refitted
+from predict_heldout import program, stats
+from reprice_heldout import refitted
 from rich.progress import track
 
 import jaxcost
@@ -200,7 +200,7 @@ def price_run(run: dict, tables: dict[str, DevicePeaks], label: str) -> list[dic
     """predicted / measured of every model of ``run`` under every table (each model analysed once)."""
     rows = []
     for r in track([r for r in run["rows"] if "ratio" in r], description=f"pricing {label}"):
-        fn, args = model(r)
+        fn, args = program(r["source"], r["model"], r["batch"])
         a = jaxcost.analyze(fn, *args, theory=False)
         rows.append({"model": r["model"], "batch": r["batch"], "measured_s": r["measured_s"],
                      **{name: program_roofline(a, p).predicted_s / r["measured_s"] for name, p in tables.items()}})

@@ -22,7 +22,7 @@ import time
 import jax
 import numpy as np
 from _results import machine, save
-from predict_heldout import KERAS, ZOO, keras_program, zoo_program
+from predict_heldout import KERAS, ZOO, program
 from rich.progress import track
 
 import jaxcost
@@ -34,7 +34,7 @@ def analyses() -> tuple[list[str], list]:
     jobs = [("zoo", n, b) for n in ZOO for b in (1, 8)] + [("keras", n, b) for n in KERAS for b in (1, 8)]
     out = []
     for source, name, batch in track(jobs, description="compiling the held-out models"):
-        fn, args = zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
+        fn, args = program(source, name, batch)
         out.append(jaxcost.analyze(fn, *args, theory=False))
     return [f"{name} b{batch}" for _, name, batch in jobs], out
 

@@ -27,7 +27,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import jax
 from _results import machine, save
-from predict_heldout import KERAS, keras_program, zoo_program
+from predict_heldout import program
 from rich.progress import track
 
 import jaxcost
@@ -40,7 +40,7 @@ KERAS_MODELS = ["NASNetMobile", "DenseNet121", "EfficientNetB0"]
 
 
 def measure(source: str, name: str, batch: int, peaks) -> dict:
-    fn, args = zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
+    fn, args = program(source, name, batch)
     a = jaxcost.analyze(fn, *args, theory=False)
     roof = jaxcost.program_roofline(a, peaks)
     prof = jaxcost.profile(fn, *args, steps=5, analysis=a, peaks=peaks)

@@ -115,6 +115,11 @@ def keras_program(name: str, image: int, batch: int):
                      jax.ShapeDtypeStruct((batch, image, image, 3), jnp.float32))
 
 
+def program(source: str, name: str, batch: int):
+    """``(fn, args)`` of a held-out model: a zoo model or a Keras application (at its KERAS image size)."""
+    return zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
+
+
 def kernel_classes(a, p) -> dict[str, tuple[float, float]]:
     """Per kernel class: (predicted, measured) seconds over the profiled kernels; a kernel's
     time goes to the class holding most of its flops ('other' for none)."""
@@ -168,7 +173,7 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
                 continue
             try:
                 if job not in programs:
-                    fn, args = zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
+                    fn, args = program(source, name, batch)
                     a = jaxcost.analyze(fn, *args, theory=False)
                     predicted = program_roofline(a, peaks).predicted_s
                     if source == "keras" or name in ("resnet50", "mobilenet_v2", "dpn68", "vit_b_16"):

@@ -27,7 +27,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import jax
 from _results import RESULTS, machine, save
-from predict_heldout import KERAS, keras_program, stats, zoo_program
+from predict_heldout import program, stats
 from rich.progress import track
 
 import jaxcost
@@ -44,13 +44,6 @@ def refitted(peaks: DevicePeaks, programs) -> tuple[DevicePeaks, ProgramFactor]:
     return dataclasses.replace(peaks, program_factor=factor.factor, program_rows=[list(r) for r in factor.rows]), factor
 
 
-def model(row: dict):
-    """``(fn, args)`` of a held-out run's row: the zoo model or Keras application at its batch."""
-    if row["source"] == "keras":
-        return keras_program(row["model"], KERAS[row["model"]], row["batch"])
-    return zoo_program(row["model"], row["batch"])
-
-
 def reprice(run: dict, calibration: dict | None = None) -> tuple[ProgramFactor, list[dict]]:
     """The run's in-program factor fitted again and every model's row priced again, with the
     run's calibration (or ``calibration``, a :class:`DevicePeaks` dict) and this code."""
@@ -58,7 +51,7 @@ def reprice(run: dict, calibration: dict | None = None) -> tuple[ProgramFactor, 
     peaks, factor = refitted(peaks, prepare_programs(jax.devices(peaks.platform)[0]))
     rows = []
     for r in track([r for r in run["rows"] if "ratio" in r], description="pricing the run's models again"):
-        fn, args = model(r)
+        fn, args = program(r["source"], r["model"], r["batch"])
         predicted = program_roofline(jaxcost.analyze(fn, *args, theory=False), peaks).predicted_s
         rows.append({**{k: r[k] for k in ("source", "model", "batch", "measured_s")}, "run_ratio": r["ratio"],
                      "ratio": predicted / r["measured_s"], "predicted_s": predicted})
