@@ -77,7 +77,9 @@ ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "
        # first seen in run 11 (2026-12-06)
        "dpn98", "vgg13", "vgg16_bn",
        # first seen in run 12 (2026-12-06)
-       "dpn68b", "vgg19", "vgg13_bn", "dpn107"]
+       "dpn68b", "vgg19", "vgg13_bn", "dpn107",
+       # first seen in run 13 (2026-12-06)
+       "dpn131", "vgg11_bn", "vgg19_bn"]
 KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNetV3Small": 96, "DenseNet121": 96,
          "ResNet50V2": 96, "Xception": 96, "MobileNetV3Large": 96,
          # first seen in run 7 (2026-12-06)
@@ -91,7 +93,9 @@ KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNe
          # first seen in run 11 (2026-12-06)
          "EfficientNetB4": 96, "EfficientNetV2B3": 96, "ConvNeXtSmall": 96, "ResNet152": 96,
          # first seen in run 12 (2026-12-06)
-         "VGG16": 96, "EfficientNetV2S": 96, "EfficientNetB5": 96, "ConvNeXtBase": 96}
+         "VGG16": 96, "EfficientNetV2S": 96, "EfficientNetB5": 96, "ConvNeXtBase": 96,
+         # first seen in run 13 (2026-12-06)
+         "EfficientNetB6": 96, "EfficientNetV2M": 96, "ConvNeXtLarge": 96, "NASNetLarge": 96}
 
 
 def zoo_program(name: str, batch: int):

@@ -120,7 +120,10 @@ LONG_S = 0.02
 # Memory-bound kernels: a fused elementwise kernel ``max(x * a + b, 0)`` over arrays of these
 # many float32 elements (reads and writes 8 bytes an element). Its effective bandwidth at each
 # size (small kernels pay fixed costs, mid-size ones run from cache) prices the bytes of
-# kernels that are not convolutions or dots.
+# kernels that are not convolutions or dots. Timed alone, a kernel that XLA splits over threads (0.5 MB
+# and up here) also pays for waking them, ~80-100 us a call that one inside a program does not pay
+# (benchmarks/results/in_program_kernels.md); the in-program factor (jaxcost.perf.programs) absorbs
+# it on the whole. Rows at their in-loop time instead priced held-out run 12 worse (README).
 MEMORY_SIZES = tuple(4 ** i for i in range(2, 13))
 # Allocations whose paging-in is measured, in bytes. Up to 64 MiB: past tens of MiB the cost per
 # byte is flat (4-7 GB/s on a 2-core x86 VM, the 64 and 128 MiB rows within a third of each other) and
