@@ -57,7 +57,6 @@ import jaxcost
 import models
 from jaxcost.perf import get_peaks
 from jaxcost.perf.drift import measure_drift
-from jaxcost.perf.kernels import class_work
 from jaxcost.perf.predict import program_roofline
 from jaxcost.perf.pricing import RANGE_NOTE
 from jaxcost.perf.programs import ProgramFactor, prepare_programs
@@ -124,23 +123,6 @@ def program(source: str, name: str, batch: int):
     return zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
 
 
-def kernel_classes(a, p) -> dict[str, tuple[float, float]]:
-    """Per kernel class: (predicted, measured) seconds over the profiled kernels; a kernel's
-    time goes to the class holding most of its flops ('other' for none)."""
-    ops = {op.name: op for op in a.ops}
-    predicted = {k.name: k.predicted_s for k in p.kernels if k.predicted_s}
-    out: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for k in p.kernels:
-        op = ops.get(k.name)
-        if op is None or k.name not in predicted:
-            continue
-        work = class_work(op)
-        cls = max(work, key=lambda w: w[1])[0] if work else "other"
-        out[cls][0] += predicted[k.name]
-        out[cls][1] += k.measured_s
-    return {c: (v[0], v[1]) for c, v in out.items()}
-
-
 def range_split(p, out: dict[str, list]) -> None:
     """Adds the profiled kernels of ``p`` priced inside and outside the calibrated range (the ones
     whose price carries :data:`jaxcost.perf.pricing.RANGE_NOTE`) to ``out``: ``[predicted s,
@@ -182,9 +164,9 @@ def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rou
                     predicted = program_roofline(a, peaks).predicted_s
                     if source == "keras" or name in ("resnet50", "mobilenet_v2", "dpn68", "vit_b_16"):
                         prof = jaxcost.profile(fn, *args, steps=3, analysis=a, peaks=peaks)
-                        for c, (pr, me) in kernel_classes(a, prof).items():
-                            classes[c][0] += pr
-                            classes[c][1] += me
+                        for c, v in prof.by_class().items():
+                            classes[c][0] += v.predicted_s or 0.0
+                            classes[c][1] += v.measured_s
                         range_split(prof, ranges)
                     programs[job] = (fn, args)
                     rows[job] = {"source": source, "model": name, "batch": batch, "predicted_s": predicted,

@@ -46,6 +46,30 @@ def test_kernels_add_up_to_the_step_and_map_to_priced_ops(prof):
     assert "critical path" in p.summary(print_=False)
 
 
+def test_kernel_classes_add_up_to_the_kernels(prof):
+    from jaxcost.perf.kernels import main_class
+
+    a, p = prof
+    ops = {op.name: op for op in a.ops}
+    classes = p.by_class()
+    ran = [k for k in p.kernels if k.name in ops]
+    assert all(k.kernel_class == main_class(ops[k.name]) for k in ran)
+    assert {k.kernel_class for k in p.kernels if k.name in (GAPS, CONCURRENT)} == {""}
+    assert sum(v.kernels for v in classes.values()) == len(ran)
+    assert sum(v.measured_s for v in classes.values()) == pytest.approx(sum(k.measured_s for k in ran), rel=1e-12)
+    assert sum(v.predicted_s for v in classes.values()) == pytest.approx(sum(k.predicted_s for k in ran), rel=1e-12)
+    times = [v.measured_s for v in classes.values()]
+    assert times == sorted(times, reverse=True)
+    # ResNet-18: the stem's 7x7 conv is a dense conv, the head a dot, the weights' reversal copies
+    # (3x3 convs on 1x1 maps at this input size) memory-bound "other" kernels
+    heaviest = lambda layer: max((k for k in ran if layer in k.layers), key=lambda k: k.flops)
+    assert heaviest("conv1").kernel_class == "conv" and heaviest("fc").kernel_class == "dot"
+    assert {k.kernel_class for k in ran if k.name.startswith("wrapped_reverse")} == {"other"}
+    assert set(classes) <= {"conv", "conv1x1", "dot", "window", "other"}
+    assert "Kernel classes" in p.summary(print_=False)
+    assert p.to_dict()["classes"]["conv"]["kernels"] == classes["conv"].kernels
+
+
 def test_a_kernel_running_a_chain_of_convs_carries_the_pricing_caveat():
     from jaxcost.perf.kernels import chained_matmuls
 

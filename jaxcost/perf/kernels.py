@@ -249,6 +249,14 @@ def class_work(op) -> list[Work]:
     return work
 
 
+def main_class(op) -> str:
+    """The class of ``op``'s largest :class:`Work` item (:func:`class_work`): the calibrated
+    class most of its flops go to (a conv with its bias and ReLU: ``conv``), ``other`` for an
+    op with none (elementwise, copies, reductions: priced by their bytes)."""
+    work = class_work(op)
+    return max(work, key=lambda w: w.flops).cls if work else "other"
+
+
 def class_flops(op) -> dict[str, float]:
     """:func:`class_work` summed per class."""
     split: dict[str, float] = {}

@@ -27,9 +27,11 @@ import os
 import tempfile
 import time
 from collections import defaultdict
+from typing import NamedTuple
 
 import jax
 
+from jaxcost.perf.kernels import main_class
 from jaxcost.report.format import footnotes, secs
 from jaxcost.report.show import Shown, console, render_text
 
@@ -53,6 +55,7 @@ class KernelTime:
     layers: tuple[str, ...] = ()
     calls: int = 1
     note: str = ""  # a caveat on the prediction (jaxcost.perf.pricing)
+    kernel_class: str = ""  # where most of its flops go (jaxcost.perf.kernels.main_class); "" for no op
 
     @property
     def flops_per_s(self) -> float:
@@ -65,6 +68,15 @@ class KernelTime:
     def __repr__(self) -> str:
         pred = f", predicted {secs(self.predicted_s)}" if self.predicted_s is not None else ""
         return f"KernelTime({self.name}: {secs(self.measured_s)} ({self.share:.1%}){pred}, {self.bound or '-'})"
+
+
+class ClassTime(NamedTuple):
+    """The kernels of one class (:func:`jaxcost.perf.kernels.main_class`) in a profiled step:
+    how many, their measured seconds, and the seconds predicted for them (None: no prediction)."""
+
+    kernels: int
+    measured_s: float
+    predicted_s: float | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,17 +130,38 @@ class Profile(Shown):
         notes = {k.name: k.note for k in self.kernels[:top] if k.note}
         if notes:
             t.caption = footnotes(notes)
+        ct = Table(title="Kernel classes")
+        for col in ("class", "kernels", "measured", "share", "predicted", "pred/meas"):
+            ct.add_column(col, justify="left" if col == "class" else "right", no_wrap=True)
+        for c, v in self.by_class().items():
+            ct.add_row(c, str(v.kernels), secs(v.measured_s), f"{v.measured_s / self.step_s:.1%}",
+                       secs(v.predicted_s) if v.predicted_s else "",
+                       f"{v.predicted_s / v.measured_s:.2f}" if v.predicted_s and v.measured_s > 0 else "")
         lt = Table(title="Layers")
         for col in ("layer", "measured", "share"):
             lt.add_column(col, justify="left" if col == "layer" else "right", no_wrap=True)
         for path, s in sorted(self.layers.items(), key=lambda kv: -kv[1])[:top]:
             lt.add_row(path or "(top level)", secs(s), f"{s / self.step_s:.1%}")
-        return Group(t, lt)
+        return Group(t, ct, lt)
+
+    def by_class(self) -> dict[str, ClassTime]:
+        """The kernels summed per class (dense, 1x1, grouped and depthwise convs, dots, pools,
+        attention, ``other``: the memory-bound rest), slowest first: which kind of kernel the
+        step spends its time in, and how well each kind is predicted. The concurrency and gap
+        rows belong to no class."""
+        out: dict[str, list] = {}
+        for k in self.kernels:
+            if k.kernel_class:
+                n, measured, predicted = out.get(k.kernel_class, (0, 0.0, None))
+                if k.predicted_s is not None:
+                    predicted = (predicted or 0.0) + k.predicted_s
+                out[k.kernel_class] = [n + 1, measured + k.measured_s, predicted]
+        return {c: ClassTime(*v) for c, v in sorted(out.items(), key=lambda kv: -kv[1][1])}
 
     def to_dict(self) -> dict:
         return {"name": self.name, "device_kind": self.device_kind, "step_s": self.step_s, "runs": self.runs,
                 "predicted_s": self.predicted_s, "critical_path_s": self.critical_path_s, "layers": self.layers,
-                "unmatched": self.unmatched,
+                "unmatched": self.unmatched, "classes": {c: v._asdict() for c, v in self.by_class().items()},
                 "kernels": [{**dataclasses.asdict(k), "layers": list(k.layers)} for k in self.kernels]}
 
 
@@ -252,7 +285,8 @@ def profile_compiled(analysis, run, *, steps: int = 5, name: str | None = None, 
         p = predicted.get(k)
         kernels.append(KernelTime(k, t, t / step if step else 0.0, op.flops if op else 0.0,
                                   max(op.bytes_accessed, 0.0) if op else 0.0, p.time_s if p else None,
-                                  p.bound if p else "", op.layers if op else (), calls[k], p.note if p else ""))
+                                  p.bound if p else "", op.layers if op else (), calls[k], p.note if p else "",
+                                  main_class(op) if op else ""))
         for path, w in (_layer_split(op) if op is not None else {"": 1.0}).items():
             layers[path] += w * t
     kernels.sort(key=lambda k: -k.measured_s)
