@@ -14,7 +14,9 @@ the step exactly: each kernel's measured time (its summed durations), minus the 
 (XLA:CPU runs independent kernels on several threads; their durations overlap), plus the
 **gaps** between kernels (runtime overhead, host work, waits). Each kernel's time goes to the
 layers of the instructions it holds, in proportion to their flops (their bytes for kernels
-without flops), so the layer rows add up to the kernels'.
+without flops), so the layer rows add up to the kernels'. :meth:`Profile.by_class` sums the
+kernels by the class most of their flops go to (:func:`jaxcost.perf.kernels.main_class`: dense,
+1x1, grouped or depthwise conv, dot, pool, attention, else ``other``), measured and predicted.
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ class Profile(Shown):
         """The kernels summed per class (dense, 1x1, grouped and depthwise convs, dots, pools,
         attention, ``other``: the memory-bound rest), slowest first: which kind of kernel the
         step spends its time in, and how well each kind is predicted. The concurrency and gap
-        rows belong to no class."""
+        rows, and events naming no priced op (``unmatched``), belong to no class."""
         out: dict[str, list] = {}
         for k in self.kernels:
             if k.kernel_class:
