@@ -271,3 +271,21 @@ def test_footnotes_name_each_note_once():
 
     notes = {f"k{i}": "slow" for i in range(6)} | {"x": "other"}
     assert footnotes(notes, shown=2) == "* k0, k1 and 4 more: slow\n* x: other"
+
+
+def test_a_loop_priced_from_a_calibration_says_its_body_was_timed_alone():
+    from jaxcost.perf import get_peaks
+    from jaxcost.perf.pricing import LOOP_NOTE
+
+    def rnn(x, w):
+        return jax.lax.scan(lambda h, _: (jnp.tanh(h @ w), None), x, None, length=16)[0]
+
+    a = jaxcost.analyze(rnn, jax.ShapeDtypeStruct((8, 256), jnp.float32),
+                        jax.ShapeDtypeStruct((256, 256), jnp.float32), theory=False)
+    (loop,) = [op for op in a.ops if op.opcode == "while"]
+    calibrated = jaxcost.program_roofline(a, get_peaks("cpu", measure=False))
+    assert LOOP_NOTE.format(n=16) in calibrated.notes[loop.name].split("; ")
+    assert "16 trips" in calibrated.summary(print_=False)
+    # priced from peaks alone (no calibration table): no such caveat
+    peaks = DevicePeaks("toy", "cpu", {"float32": 100e9}, 10e9, "measured", "", {"dot": 50e9}, 0.0)
+    assert loop.name not in jaxcost.program_roofline(a, peaks).notes

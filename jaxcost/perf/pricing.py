@@ -19,7 +19,9 @@ each ran alone, and carries a note saying so (:data:`CHAIN_NOTE`): the library t
 chain schedules it in ways the calibration's single kernels do not show. (Attention's two dots
 in one kernel are calibrated as a class of their own.) A kernel whose convolutions or dots lie
 outside the range of the calibration kernels they are priced from, in any dimension or in flops,
-carries a note naming them (:data:`RANGE_NOTE`): there the fitted law extrapolates.
+carries a note naming them (:data:`RANGE_NOTE`): there the fitted law extrapolates. A while
+loop priced from a calibration says that its price is its body's kernels timed alone, times the
+trips (:data:`LOOP_NOTE`): inside the loop they run back to back on hot weights.
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ CHAIN_NOTE = ("{n} matmuls chained in one kernel, priced as if each ran alone: X
               "(benchmarks/results/chain_fusions.md)")
 
 
+# The caveat on a while loop priced from a calibration (kernels timed alone): inside the loop its
+# body's kernels run back to back on the same weights every trip, without the per-call cost a kernel
+# alone pays (benchmarks/results/in_program_kernels.md).
+LOOP_NOTE = ("a loop of {n} trips priced as its body's kernels timed alone, times the trips: held-out recurrent "
+             "networks on XLA:CPU were priced at 0.97-3.75x their measured time, most over at batch 1 "
+             "(benchmarks/results/rnn_loops.md)")
+
+
 # The caveat on a kernel whose convolutions or dots lie outside the calibration kernels' range
 # (jaxcost.perf.rates.Rates.outside): ``what`` lists each class with the dimensions outside.
 RANGE_NOTE = ("outside the calibrated range ({what}): the rate law extrapolates (held-out models' kernels outside "
@@ -79,7 +89,8 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> K
         if dims := rates.outside(w.cls, w.features, w.impl):
             outside.setdefault(w.cls, set()).update(dims)
     what = "; ".join(f"{cls} {', '.join(d for d in FEATURES if d in dims)}" for cls, dims in sorted(outside.items()))
-    notes = [CHAIN_NOTE.format(n=chained + 1)] * bool(chained) + [RANGE_NOTE.format(what=what)] * bool(outside)
+    notes = ([CHAIN_NOTE.format(n=chained + 1)] * bool(chained) + [RANGE_NOTE.format(what=what)] * bool(outside)
+             + [LOOP_NOTE.format(n=n)] * (n > 1 and bool(rates.table)))
     return KernelCost(op.name, n * sum(w.flops for w in work), n * nbytes, factor * n * compute_s, launches,
                       network_s, factor * n * memory_s, "; ".join(notes))
 
