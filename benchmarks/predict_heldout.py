@@ -102,11 +102,13 @@ def zoo_program(name: str, batch: int):
     return models.build_abstract(name), (jax.ShapeDtypeStruct((batch, *models.input_shape(name)), dtype),)
 
 
-def keras_program(name: str, image: int, batch: int):
+def keras_stateless(build, x_shape: tuple, name: str):
+    """``(forward, abstract args)`` of the Keras model ``build()`` makes, built without
+    allocating its variables and called statelessly on a float32 input of ``x_shape``."""
     import keras
 
     with keras.StatelessScope(initialize_variables=False):
-        model = getattr(keras.applications, name)(input_shape=(image, image, 3), weights=None)
+        model = build()
     spec = lambda vs: [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in vs]
 
     def forward(tv, ntv, x):
@@ -115,7 +117,14 @@ def keras_program(name: str, image: int, batch: int):
 
     forward.__name__ = name
     return forward, (spec(model.trainable_variables), spec(model.non_trainable_variables),
-                     jax.ShapeDtypeStruct((batch, image, image, 3), jnp.float32))
+                     jax.ShapeDtypeStruct(x_shape, jnp.float32))
+
+
+def keras_program(name: str, image: int, batch: int):
+    import keras
+
+    return keras_stateless(lambda: getattr(keras.applications, name)(input_shape=(image, image, 3), weights=None),
+                           (batch, image, image, 3), name)
 
 
 def program(source: str, name: str, batch: int):

@@ -21,9 +21,8 @@ import statistics
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import jax
-import jax.numpy as jnp
 from _results import errors, machine, save
-from predict_heldout import program
+from predict_heldout import keras_stateless, program
 from rich.progress import track
 
 import jaxcost
@@ -38,19 +37,10 @@ def keras_rnn(layer: str, units: int, steps: int, features: int, batch: int):
     """``(forward, abstract args)`` of a two-layer Keras ``layer`` network and a dense head."""
     import keras
 
-    with keras.StatelessScope(initialize_variables=False):
-        cell = getattr(keras.layers, layer)
-        model = keras.Sequential([keras.Input((steps, features)), cell(units, return_sequences=True), cell(units),
-                                  keras.layers.Dense(10)])
-    spec = lambda vs: [jax.ShapeDtypeStruct(v.shape, v.dtype) for v in vs]
-
-    def forward(tv, ntv, x):
-        with keras.StatelessScope(initialize_variables=False):
-            return model.stateless_call(tv, ntv, x, training=False)[0]
-
-    forward.__name__ = f"{layer}{units}"
-    return forward, (spec(model.trainable_variables), spec(model.non_trainable_variables),
-                     jax.ShapeDtypeStruct((batch, steps, features), jnp.float32))
+    cell = getattr(keras.layers, layer)
+    return keras_stateless(lambda: keras.Sequential([keras.Input((steps, features)), cell(units, return_sequences=True),
+                                                     cell(units), keras.layers.Dense(10)]),
+                           (batch, steps, features), f"{layer}{units}")
 
 
 def main():
