@@ -311,6 +311,9 @@ def test_calibration_kernels_are_synthetic_and_spread():
         LARGE_MAP_BYTES,
         LARGE_MAP_FLOPS,
         LARGE_MAP_KERNELS,
+        LOOP_CELLS,
+        LOOP_MEMORY_SIZES,
+        LOOP_TRIPS,
         MAX_FLOPS,
         MEMORY_SIZES,
         MIN_FLOPS,
@@ -319,7 +322,9 @@ def test_calibration_kernels_are_synthetic_and_spread():
         UNPADDED_KERNELS,
         UNPADDED_MAX_FLOPS,
         _attention_flops,
+        _cell_trips,
         _conv_flops,
+        _elementwise_trips,
         calibration_kernels,
         spread_subset,
     )
@@ -327,7 +332,16 @@ def test_calibration_kernels_are_synthetic_and_spread():
     kernels = calibration_kernels()
     assert len(kernels) == (sum(KERNELS_PER_CLASS.values()) + sum(LARGE_KERNELS.values())
                             + sum(SMALL_MAP_KERNELS.values()) + sum(LARGE_MAP_KERNELS.values()) + UNPADDED_KERNELS
-                            + len(MEMORY_SIZES))
+                            + len(MEMORY_SIZES) + len(LOOP_CELLS) + len(LOOP_MEMORY_SIZES))
+    # loop kernels: recurrent-cell trips of two dots on two weights, batch 1-64, k 128-1024, N 128-4096
+    cells = [k for k in kernels if k[1] is _cell_trips]
+    assert [(x[1], x[2], w) for _, _, x, w in cells] == [(m, k, ((k, g * k),) * 2) for m, k, g in LOOP_CELLS]
+    assert {x[0] for _, _, x, _ in cells} == {LOOP_TRIPS}
+    assert (min(m for m, _, _ in LOOP_CELLS), max(m for m, _, _ in LOOP_CELLS)) == (1, 64)
+    assert (min(k for _, k, _ in LOOP_CELLS), max(k for _, k, _ in LOOP_CELLS)) == (128, 1024)
+    assert (min(k * g for _, k, g in LOOP_CELLS), max(k * g for _, k, g in LOOP_CELLS)) == (128, 4096)
+    assert [x[0] for _, fn, x, _ in kernels if fn is _elementwise_trips] == list(LOOP_MEMORY_SIZES)
+    kernels = [k for k in kernels if k[1] not in (_cell_trips, _elementwise_trips)]
     # unpadded dense convs (their own kind of kernel): strides 1 and 2, windows 2 to 7, both batches
     unpadded = [k for k in kernels if k[0] == "conv" and k[1].keywords.get("padding") == "VALID"]
     assert len(unpadded) == UNPADDED_KERNELS

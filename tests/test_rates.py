@@ -432,6 +432,33 @@ def test_attention_in_one_kernel_is_priced_as_its_own_class():
     assert prepare_kernel("attention", _attention, (8, 36, 6, 64), (2, 8, 36, 6, 64), device) is None
 
 
+def test_loop_kernels_are_rows_of_one_dot_of_a_cell_trip_and_their_kind_is_pooled():
+    from jaxcost.perf.calibrate import CELL_DOTS, LOOP_TRIPS, _cell_trips, _elementwise_trips, prepare_kernel
+    from jaxcost.perf.kernels import LOOP
+    from jaxcost.perf.rates import NEIGHBOURS, POOLED, Rates, kernel_rate
+
+    device = jax.devices("cpu")[0]
+    # a batch-1 cell runs XLA's own dot (a matrix-vector product), a batch-4 one YNNPACK's; the row is
+    # one of the trip's two dots: its features, and its share of the trip's flops (XLA's, one trip)
+    for m, kind in ((1, "dot/loop"), (4, "fusion:__ynn_fusion/loop")):
+        run, row = prepare_kernel("dot", _cell_trips, (LOOP_TRIPS, m, 128), ((128, 384),) * 2, device)
+        assert row[:4] == ["dot", m, 128, 384] and row[9] == kind
+        # XLA's flops of one trip: the two dots, their sum and the loop counter's few
+        assert 0 <= CELL_DOTS * row[5] - (2 * 2 * m * 128 * 384 + m * 384) <= 8
+        assert run().shape == (m, 128)
+    _, row = prepare_kernel("memory", _elementwise_trips, (4096,), (2,), device)
+    assert row[:3] == ["memory", 8 * 4096, 1] and row[9] == LOOP
+    # pooled: a loop kind's rate is the inverse-distance mean of all its rows, so one slow row (a
+    # matrix-vector product that ran at half speed) does not set the price of the dots around it
+    rows = [["dot", 1, k, 4 * k, rate, 0, 0, 1, 1, "dot/loop", 1]
+            for k, rate in ((128, 1e10), (256, 1e10), (384, 0.5e10), (512, 1e10), (768, 1e10), (1024, 1e10))]
+    rates = Rates(rows, [], {}, 1e11, 1e10)
+    point = (1, 400, 1600, 1, 1, 1)
+    pooled = kernel_rate("dot", point, rows, {}, 1e11, POOLED, "dot/loop")
+    assert rates.seconds("dot", point, 1e6, "dot/loop") == pytest.approx(1e6 / pooled, rel=1e-12)
+    assert kernel_rate("dot", point, rows, {}, 1e11, NEIGHBOURS, "dot/loop") < pooled < 1e10
+
+
 def test_the_in_program_factor_scales_kernels_not_fixed_costs():
     a = _two_matmuls()
     one = DevicePeaks("toy", "cpu", {"float32": 1e11}, 1e10, "measured", "", {}, 1e-6, FAULTS)
@@ -487,7 +514,7 @@ def test_the_suites_calibration_is_current_and_its_fits_are_reproduced():
     assert entry["calibration"] == CALIBRATION_VERSION, (
         "tests/fixtures/peaks/peaks.json is of an older calibration: regenerate it with "
         "JAXCOST_CACHE_DIR=tests/fixtures/peaks jaxcost peaks --refresh --rounds 3")
-    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 193
+    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 193 + 12 + 6  # and the loop kernels (version 14)
     assert os.path.dirname(cache_path()) == os.environ["JAXCOST_CACHE_DIR"] != os.path.dirname(FIXTURE_PEAKS)
     refit = {(f.cls, f.impl): f for f in fit_rates(entry["kernel_table"])}
     stored = {(f["cls"], f["impl"]): f for f in entry["kernel_fits"]}

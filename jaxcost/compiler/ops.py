@@ -277,12 +277,33 @@ def price_module(text: str, layer_of_parameter: Callable[[str], str] | None = No
         name = split_op_name(inst.op_name) if inst.op_name else _unnamed(inst, layer_of_parameter)
         if ".remat" in inst.name:  # cloned by XLA's rematerialization pass
             name = dataclasses.replace(name, direction=RECOMPUTE)
-        inner = tuple(_inner_ops(inst, model, name.path, name.direction)) if inst.called else ()
-        ops.append(Op(inst.name, inst.opcode, str(inst.shape), cost.flops, cost.transcendentals,
-                      cost.bytes_accessed, name.path, name.direction, inst.fusion_kind
-                      if inst.opcode == "fusion" else "", inst.custom_call_target, inner,
-                      _layer_bytes(inst, cost, name.path), inst))
+        ops.append(_op(inst, cost, model, name))
     return ModuleCost(module, _resolve_directions(ops), total, dict(model.unknown), text, model)
+
+
+def _op(inst: Instruction, cost: HloCost, model: CostModel, name: OpName) -> Op:
+    inner = tuple(_inner_ops(inst, model, name.path, name.direction)) if inst.called else ()
+    return Op(inst.name, inst.opcode, str(inst.shape), cost.flops, cost.transcendentals, cost.bytes_accessed,
+              name.path, name.direction, inst.fusion_kind if inst.opcode == "fusion" else "",
+              inst.custom_call_target, inner, _layer_bytes(inst, cost, name.path), inst)
+
+
+def body_ops(loop: Op) -> list[Op]:
+    """The instructions of a while loop's body (``loop``: a ``while`` op), each priced as a
+    top-level op is (for one trip: XLA prices the body once), in the loop's layer and direction
+    where they name none. [] for an op that is not a while loop with a body."""
+    body = loop.instruction.called_by("body") if loop.opcode == "while" and loop.instruction is not None else None
+    if body is None:
+        return []
+    model = CostModel()
+    ops = []
+    for inst in body.instructions:
+        cost = model.instruction_cost(inst)
+        if inst.opcode in _SKIP and cost == HloCost():
+            continue
+        ops.append(_op(inst, cost, model, split_op_name(inst.op_name) if inst.op_name
+                       else OpName(loop.layer, "", loop.direction)))
+    return ops
 
 
 def _resolve_directions(ops: list[Op]) -> list[Op]:

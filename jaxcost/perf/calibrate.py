@@ -44,17 +44,18 @@ import numpy as np
 
 from jaxcost.compiler.hlo import parse_module
 from jaxcost.compiler.totals import CostTotals
-from jaxcost.perf.kernels import CLASSED, NO_KERNEL, is_attention, kernel_features, kernel_impl, leaves
+from jaxcost.perf.kernels import CLASSED, LOOP, NO_KERNEL, is_attention, kernel_features, kernel_impl, leaves
 from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 13  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
+CALIBRATION_VERSION = 14  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
 # 10: unpadded convs; 11: the synthetic programs' kernels priced at the fitted law's time (Rates.seconds);
 # 12: grouped convs on large maps, the step past a cache (rates.SPILL_CLASSES); since then the 128 MiB
 # paging row is not measured (FAULT_SIZES: a version-12 table with it prices the same). 13: three
 # quarters of the spread-out kernels (KERNELS_PER_CLASS, UNPADDED_KERNELS): ~3 s less calibration,
-# held-out accuracy unchanged (benchmarks/results/calibration_ablation.md).
+# held-out accuracy unchanged (benchmarks/results/calibration_ablation.md). 14: loop kernels (LOOP_CELLS,
+# LOOP_MEMORY_SIZES).
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
@@ -125,6 +126,22 @@ LONG_S = 0.02
 # (benchmarks/results/in_program_kernels.md); the in-program factor (jaxcost.perf.programs) absorbs
 # it on the whole. Rows at their in-loop time instead priced held-out run 12 worse (README).
 MEMORY_SIZES = tuple(4 ** i for i in range(2, 13))
+# Loop kernels: the kernels of a while loop's body run trip after trip on the same operands, with
+# no call between them; timed alone a kernel pays its call and the wake-up of its threads, and
+# reads weights it left in the caches only if it ran just before (recurrent networks' loops ran at
+# 0.3-0.9x their kernels' alone prices: benchmarks/results/rnn_loops.md). So a recurrent cell's trip
+# is calibrated as a trip: ``h = tanh((x[t] @ wx + h @ wh)[:, :k])``, the two dots of an LSTM or GRU
+# cell on two weights (a trip's dots share the caches: one dot a trip ran up to 1.5x faster than
+# each of a Keras LSTM's two), run LOOP_TRIPS times in a ``fori_loop``, per trip, for the
+# LOOP_CELLS (batch, state size k, gates: N = gates * k), whose dots span batch 1-64, k 128-1024
+# and N 128-4096 (a dot of a loop's body outside that box is priced as timed alone); and every
+# other MEMORY_SIZES elementwise kernel as a loop trip too (LOOP_MEMORY_SIZES). Their rows are of
+# their kernel's kind plus kernels.LOOP.
+LOOP_TRIPS = 16
+LOOP_CELLS = (  # batch 1: XLA's own dot (a matrix-vector product: 44-49 GB/s, but 29 GB/s at k 384, N 1152)
+    (1, 128, 1), (1, 256, 4), (1, 384, 3), (1, 512, 4), (1, 768, 3), (1, 1024, 4),
+    (4, 256, 1), (4, 1024, 4), (16, 128, 1), (16, 512, 3), (64, 128, 3), (64, 256, 4))  # batch 4-64: YNNPACK's
+LOOP_MEMORY_SIZES = MEMORY_SIZES[::2]
 # Allocations whose paging-in is measured, in bytes. Up to 64 MiB: past tens of MiB the cost per
 # byte is flat (4-7 GB/s on a 2-core x86 VM, the 64 and 128 MiB rows within a third of each other) and
 # a larger allocation is priced at the largest row's cost per byte (rates.first_touch_seconds). A
@@ -161,6 +178,22 @@ def _attention_flops(b, t, h, d) -> float:
 
 def _elementwise(x, w):
     return jnp.maximum(x * w[0] + w[1], 0.0)
+
+
+CELL_DOTS = 2  # dots in a trip of _cell_trips: its row is one of them (flops and seconds halved)
+
+
+def _cell_trips(x, w):
+    """A recurrent cell's trip, :data:`LOOP_TRIPS` times: ``h = tanh((x[t] @ wx + h @ wh)[:, :k])``
+    (``x``: the inputs of every trip, ``w``: ``(wx, wh)``), :data:`CELL_DOTS` dots of one shape."""
+    wx, wh = w
+    k = x.shape[-1]
+    return jax.lax.fori_loop(0, LOOP_TRIPS, lambda t, h: jnp.tanh((x[t] @ wx + h @ wh)[:, :k]), x[0])
+
+
+def _elementwise_trips(x, w):
+    """:func:`_elementwise` as a loop's body, :data:`LOOP_TRIPS` trips."""
+    return jax.lax.fori_loop(0, LOOP_TRIPS, lambda _, y: _elementwise(y, w), x)
 
 
 def _conv_flops(b, hw, ci, co, k, g) -> float:
@@ -241,7 +274,8 @@ def calibration_kernels() -> list[tuple]:
     :data:`SMALL_MAP_KERNELS` more whose window is larger than their map; :data:`UNPADDED_KERNELS`
     unpadded dense convs of :data:`UNPADDED_GRID` up to :data:`UNPADDED_MAX_FLOPS`; max-pools of
     :data:`POOL_GRID` and attention of :data:`ATTENTION_GRID` alike; then the ``memory``
-    kernels (:data:`MEMORY_SIZES`)."""
+    kernels (:data:`MEMORY_SIZES`); then the loop kernels (:data:`LOOP_CELLS`, and
+    :data:`LOOP_MEMORY_SIZES` memory kernels as loop trips)."""
     kernels = []
     for cls, grid in CONV_GRID.items():
         small = [p for p in grid if MIN_FLOPS <= grid_flops(cls, p) <= MAX_FLOPS[cls]]
@@ -268,6 +302,8 @@ def calibration_kernels() -> list[tuple]:
     for b, t, h, d in spread_subset(attention, KERNELS_PER_CLASS["attention"]):
         kernels.append(("attention", _attention, (b, t, h, d), (2, b, t, h, d)))
     kernels += [("memory", _elementwise, (n,), (2,)) for n in MEMORY_SIZES]
+    kernels += [("dot", _cell_trips, (LOOP_TRIPS, m, k), ((k, g * k),) * 2) for m, k, g in LOOP_CELLS]
+    kernels += [("memory", _elementwise_trips, (n,), (2,)) for n in LOOP_MEMORY_SIZES]
     return kernels
 
 
@@ -278,9 +314,12 @@ def constant(shape, value, device) -> jax.Array:
 
 
 def _inputs(xs, ws, device, make=constant):
-    """Constant inputs of shapes ``xs`` and ``ws`` on ``device``, made by ``make``
-    (:func:`constant`; a cached one shares them among kernels: they are only read)."""
-    return make(xs, 0.5, device), make(ws, 0.01, device)
+    """Constant inputs of shapes ``xs`` and ``ws`` (or a tuple of weights' shapes, each its own
+    buffer) on ``device``, made by ``make`` (:func:`constant`; a cached one shares them among
+    kernels: they are only read)."""
+    w = (tuple(make(s, 0.01 * (i + 1), device) for i, s in enumerate(ws)) if isinstance(ws[0], tuple)
+         else make(ws, 0.01, device))
+    return make(xs, 0.5, device), w
 
 
 def in_place(fn, x, w):
@@ -311,9 +350,10 @@ def prepare_kernel(cls, fn, xs, ws, device, make=constant) -> tuple | None:
     XLA did not compile into one kernel."""
     x, w = _inputs(xs, ws, device, make)
     run, compiled = in_place(fn, x, w)
+    loop = fn in (_cell_trips, _elementwise_trips)  # rows of one trip (measure_kernel_table)
     if cls == "memory":  # the rate of a memory-bound kernel is its bytes per second
         nbytes = 8 * math.prod(xs)
-        return run, [cls, nbytes, 1, 1, None, nbytes, None, 1, 1, "", 1]
+        return run, [cls, nbytes, 1, 1, None, nbytes, None, 1, 1, LOOP * loop, 1]
     flops = CostTotals.from_xla(compiled.cost_analysis()).flops or 0.0
     entry = parse_module(compiled.as_text()).entry
     kernel, leaf = next((k, i) for e in entry.instructions for k, i in leaves(e) if i.opcode in CLASSED)
@@ -322,6 +362,8 @@ def prepare_kernel(cls, fn, xs, ws, device, make=constant) -> tuple | None:
             return None
         flops = _attention_flops(*xs)
     m, k, n, taps, groups, pixels = kernel_features(leaf)
+    if loop:  # one of the trip's dots (measure_kernel_table divides its time alike)
+        return run, [cls, m, k, n, None, flops / CELL_DOTS, None, taps, groups, kernel_impl(kernel, leaf) + LOOP, pixels]
     return run, [cls, m, k, n, None, flops, None, taps, groups, kernel_impl(kernel, leaf), pixels]
 
 
@@ -383,6 +425,8 @@ def measure_kernel_table(device: jax.Device, on_kernel=None, passes: int = 2,
     rows = []
     for (_, row), seconds in zip(prepared, best):
         seconds = max(seconds - overhead, 0.5 * seconds)
+        if row[9].endswith(LOOP):  # a loop kernel's row is one trip's, one dot's of a cell's trip
+            seconds /= LOOP_TRIPS * (CELL_DOTS if row[0] == "dot" else 1)
         row[4], row[6] = row[5] / seconds, seconds
         rows.append(row)
     for nbytes in FAULT_SIZES:

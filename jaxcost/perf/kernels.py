@@ -117,6 +117,11 @@ def kernel_features(inst: Instruction) -> tuple[int, ...]:
 # The kind of kernel of a convolution that pads no side (:func:`is_unpadded`): ``kernel_impl``
 # plus this suffix.
 UNPADDED = "/unpadded"
+# The kind of the kernels of a while loop's body, run trip after trip, back to back on the same
+# operands: ``kernel_impl`` plus this suffix. They are calibrated as loop trips
+# (jaxcost.perf.calibrate.LOOP_CELLS, LOOP_MEMORY_SIZES) and priced from those
+# (jaxcost.perf.pricing.price_loop).
+LOOP = "/loop"
 
 
 def is_unpadded(inst: Instruction) -> bool:

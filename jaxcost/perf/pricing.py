@@ -1,27 +1,29 @@
 """Each kernel of a compiled program priced on its own: the time the calibration says it takes.
 
-A top-level op of the optimized module is one kernel (a while loop: its body's kernels, each
-trip). Its compute time is the time this device takes for its convolutions and dots of their
-class, size and kind of kernel (:meth:`jaxcost.perf.rates.Rates.seconds`: the fitted law's time
-of their features, else their flops at the rate of the nearest calibration kernels), the rest's
-flops at the peak; its memory time its bytes at the bandwidth an elementwise kernel of that
-size reaches::
+A top-level op of the optimized module is one kernel. Its compute time is the time this device
+takes for its convolutions and dots of their class, size and kind of kernel
+(:meth:`jaxcost.perf.rates.Rates.seconds`: the fitted law's time of their features, else their
+flops at the rate of the nearest calibration kernels), the rest's flops at the peak; its memory
+time its bytes at the bandwidth an elementwise kernel of that size reaches::
 
-    compute_s = n * sum(seconds(class_w, features_w, flops_w, impl_w))     over its Work items
-    memory_s  = n * bytes / bandwidth(bytes)                               n = loop trips (else 1)
+    compute_s = sum(seconds(class_w, features_w, flops_w, impl_w))     over its Work items
+    memory_s  = bytes / bandwidth(bytes)
 
 both scaled by the device's in-program factor (:mod:`jaxcost.perf.programs`: kernels inside a
 program run slower than alone, on cold caches). The roofline (:mod:`jaxcost.perf.roofline`)
 takes the longer of the two, plus a fixed cost per launch.
+
+A while loop is priced kernel by kernel (:func:`price_loop`): its body's kernels one after
+another, each at its own roof, every trip -- from the calibration's loop trips where it has them
+(inside a loop the kernels pay no call and read weights they left in the caches), else as timed
+alone -- and carries :data:`LOOP_NOTE`, how far held-out loops were off.
 
 A kernel that runs a chain of convolutions (one feeding the next) is priced the same way, as if
 each ran alone, and carries a note saying so (:data:`CHAIN_NOTE`): the library that runs the
 chain schedules it in ways the calibration's single kernels do not show. (Attention's two dots
 in one kernel are calibrated as a class of their own.) A kernel whose convolutions or dots lie
 outside the range of the calibration kernels they are priced from, in any dimension or in flops,
-carries a note naming them (:data:`RANGE_NOTE`): there the fitted law extrapolates. A while
-loop priced from a calibration says that its price is its body's kernels timed alone, times the
-trips (:data:`LOOP_NOTE`): inside the loop they run back to back on hot weights.
+carries a note naming them (:data:`RANGE_NOTE`): there the fitted law extrapolates.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from jaxcost.compiler.loops import trip_count
-from jaxcost.perf.kernels import NO_KERNEL, chained_matmuls, class_work
+from jaxcost.compiler.ops import body_ops
+from jaxcost.perf.kernels import LOOP, NO_KERNEL, chained_matmuls, class_work
 from jaxcost.perf.rates import FEATURES, Rates
 
 
@@ -53,12 +56,13 @@ CHAIN_NOTE = ("{n} matmuls chained in one kernel, priced as if each ran alone: X
               "(benchmarks/results/chain_fusions.md)")
 
 
-# The caveat on a while loop priced from a calibration (kernels timed alone): inside the loop its
-# body's kernels run back to back on the same weights every trip, without the per-call cost a kernel
-# alone pays (benchmarks/results/in_program_kernels.md).
-LOOP_NOTE = ("a loop of {n} trips priced as its body's kernels timed alone, times the trips: held-out recurrent "
-             "networks on XLA:CPU were priced at 0.97-3.75x their measured time, most over at batch 1 "
-             "(benchmarks/results/rnn_loops.md)")
+# The caveat on a while loop priced from a calibration (price_loop): its body's kernels priced as
+# loop trips where the calibration has such kernels (jaxcost.perf.calibrate.LOOP_CELLS), else as
+# timed alone; on a 2-core VM the loop rows' batch-1 dots ran at 25 or 47 GB/s from one calibration
+# to the next.
+LOOP_NOTE = ("a loop of {n} trips, its body's kernels priced one after another as calibrated loop trips (else as "
+             "timed alone): held-out recurrent networks on XLA:CPU were priced at 0.57-2.41x their measured time, "
+             "median 1.04x, half within ±25 % (benchmarks/results/rnn_loops.md)")
 
 
 # The caveat on a kernel whose convolutions or dots lie outside the calibration kernels' range
@@ -68,31 +72,63 @@ RANGE_NOTE = ("outside the calibrated range ({what}): the rate law extrapolates 
               "benchmarks/results/predict_heldout_run7.md)")
 
 
-def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> KernelCost:
-    """``op`` (a :class:`jaxcost.compiler.ops.Op`) priced as in the module docstring. XLA
-    prices a while loop's body once: it runs trip-count times (XLA's ``known_trip_count``;
-    unknown: once, as XLA counts it), each kernel of the body launched each time."""
+def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0, in_loop: bool = False) -> KernelCost:
+    """``op`` (a :class:`jaxcost.compiler.ops.Op`) priced as in the module docstring; a while
+    loop by :func:`price_loop`. ``in_loop``: ``op`` runs in a loop's body, trip after trip: its
+    convolutions, dots and bytes are priced from the calibration's loop kernels
+    (:data:`jaxcost.perf.kernels.LOOP`) where it has some of their kind and they lie in their
+    range, else as timed alone."""
+    if op.opcode == "while" and (body := body_ops(op)):
+        return price_loop(op, body, rates, factor)
     work = class_work(op)
-    compute_s = sum(rates.seconds(w.cls, w.features, w.flops, w.impl) for w in work)
-    n, launches = 1, 1
-    if op.opcode == "while" and op.instruction is not None:
-        n = trip_count(op.instruction)
-        n = 1 if n is None else n
-        body = op.instruction.called_by("body")
-        launches = n * max(1, sum(i.opcode not in NO_KERNEL for i in body.instructions) if body else 1)
+    kinds = [_loop_kind(rates, w) if in_loop else w.impl for w in work]
+    # a kernel priced from loop trips pays no launch of its own: the trips were timed with theirs
+    trips = in_loop and rates.has_kind("memory", LOOP) and all(k.endswith(LOOP) for k, w in zip(kinds, work)
+                                                                if w.cls != "other")
+    compute_s = sum(rates.seconds(w.cls, w.features, w.flops, k) for w, k in zip(work, kinds))
     nbytes = max(op.bytes_accessed, 0.0)
-    memory_s = nbytes / rates.bandwidth(nbytes)
+    memory_s = nbytes / rates.bandwidth(nbytes, LOOP if in_loop else "")
     attention = any(w.cls == "attention" for w in work)  # calibrated as a class of its own
     chained = chained_matmuls(op.instruction) if op.instruction is not None and not attention else 0
     outside: dict[str, set[str]] = {}
-    for w in work:
-        if dims := rates.outside(w.cls, w.features, w.impl):
+    for w, k in zip(work, kinds):
+        if dims := rates.outside(w.cls, w.features, k):
             outside.setdefault(w.cls, set()).update(dims)
     what = "; ".join(f"{cls} {', '.join(d for d in FEATURES if d in dims)}" for cls, dims in sorted(outside.items()))
-    notes = ([CHAIN_NOTE.format(n=chained + 1)] * bool(chained) + [RANGE_NOTE.format(what=what)] * bool(outside)
-             + [LOOP_NOTE.format(n=n)] * (n > 1 and bool(rates.table)))
-    return KernelCost(op.name, n * sum(w.flops for w in work), n * nbytes, factor * n * compute_s, launches,
-                      network_s, factor * n * memory_s, "; ".join(notes))
+    notes = [CHAIN_NOTE.format(n=chained + 1)] * bool(chained) + [RANGE_NOTE.format(what=what)] * bool(outside)
+    return KernelCost(op.name, sum(w.flops for w in work), nbytes, factor * compute_s, int(not trips), network_s,
+                      factor * memory_s, "; ".join(notes))
+
+
+def price_loop(op, body: list, rates: Rates, factor: float = 1.0) -> KernelCost:
+    """A while loop ``op``: its ``body``'s kernels (:func:`jaxcost.compiler.ops.body_ops`: XLA
+    prices the body once) priced one after another as in a loop (:func:`price_op` ``in_loop``),
+    each at its own roof, times the trips (XLA's ``known_trip_count``; unknown: once, as XLA
+    counts it), each launched every trip (those priced from loop trips with their launch in
+    their price: ``launches`` counts the others)::
+
+        time = n * sum(max(compute_k, memory_k))     over the body's kernels k
+
+    The loop is compute- or memory-bound as the kernels that take most of that time are."""
+    n = trip_count(op.instruction) or 1
+    kernels = [price_op(b, rates, factor, in_loop=True) for b in body if b.opcode not in NO_KERNEL]
+    compute = sum(k.compute_s for k in kernels if k.compute_s >= k.memory_s)
+    memory = sum(k.memory_s for k in kernels if k.compute_s < k.memory_s)
+    total = n * (compute + memory)
+    compute_s, memory_s = (total, n * memory) if compute >= memory else (n * compute, total)
+    notes = dict.fromkeys(k.note for k in kernels if k.note)
+    if n > 1 and rates.table:
+        notes[LOOP_NOTE.format(n=n)] = None
+    return KernelCost(op.name, n * sum(w.flops for w in class_work(op)), n * max(op.bytes_accessed, 0.0), compute_s,
+                      n * sum(k.launches for k in kernels), 0.0, memory_s, "; ".join(notes))
+
+
+def _loop_kind(rates: Rates, w) -> str:
+    """The kind a :class:`jaxcost.perf.kernels.Work` item in a loop's body is priced as: its
+    kernel's kind run as loop trips where the calibration has such kernels and ``w`` lies in their
+    range, else its own."""
+    kind = w.impl + LOOP
+    return kind if rates.has_kind(w.cls, kind) and not rates.outside(w.cls, w.features, kind) else w.impl
 
 
 def paging_s(rates: Rates, memory) -> float:

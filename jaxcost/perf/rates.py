@@ -44,7 +44,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jaxcost.perf.kernels import UNPADDED
+from jaxcost.perf.kernels import LOOP, UNPADDED
 
 # Rows no law is fitted to: memory and paging rows have their own models; a pooling kernel
 # (no matmul) and an attention kernel (two matmuls and a softmax) are interpolated among their
@@ -69,6 +69,11 @@ SPILL_CLASSES = ("grouped",)
 SPILL_MIN_ROWS = 2  # calibration kernels past a step, at least
 SPILL_MIN = 1.25  # a smaller factor is no step
 NEIGHBOURS = 3
+# A loop kind's rows (kernels.LOOP: a dozen recurrent-cell trips) are pooled: a kernel of that kind
+# is priced at the inverse-distance mean of all of them. On a 2-core VM a batch-1 cell's dot ran at
+# 25 GB/s or at 47 GB/s from one calibration to the next (benchmarks/results/rnn_loops.md), and the
+# three nearest rows followed one noisy row.
+POOLED = 1 << 30
 _NAMES = ("t0", "rate", "m_half", "k_half", "n_half", "p_half", "g_half", "bandwidth", "b_half")
 _START = (5e-6, 2e11, 100.0, 30.0, 30.0, 10.0, 1.0, 5e10, 1.0)
 
@@ -320,7 +325,8 @@ class Rates:
         impl = self._kind(cls, impl)
         fit = self._fit_for(cls, impl) if features is not None else None
         if fit is None:
-            return flops / kernel_rate(cls, features, self.table, self.class_rates, self.peak, impl=impl)
+            return flops / kernel_rate(cls, features, self.table, self.class_rates, self.peak,
+                                       POOLED if impl.endswith(LOOP) else NEIGHBOURS, impl)
         f = np.array([features], dtype=float)
         log_t = _log_seconds(fit.params, f)[0] + math.log(fit.spill) * _spilled(f, fit.spill_bytes)[0]
         if fit.corrected:
@@ -362,8 +368,14 @@ class Rates:
             self._residuals[key] = (coords, resid, np.maximum(coords.max(0) - coords.min(0), 1.0))
         return self._residuals[key]
 
-    def bandwidth(self, nbytes: float) -> float:
-        return memory_bandwidth(nbytes, self.table, self.default_bandwidth)
+    def bandwidth(self, nbytes: float, kind: str = "") -> float:
+        """Bytes/s of a memory-bound kernel moving ``nbytes`` (:func:`memory_bandwidth`), run as
+        ``kind`` (``kernels.LOOP``: a loop's trip) where the table has such memory rows."""
+        return memory_bandwidth(nbytes, self.table, self.default_bandwidth, kind if self.has_kind("memory", kind) else "")
+
+    def has_kind(self, cls: str, kind: str) -> bool:
+        """Whether the table has ``cls`` kernels of ``kind`` (:func:`kernel_impl`, ``kernels.LOOP``)."""
+        return (cls, kind) in self._kinds
 
     def first_touch(self, nbytes: float) -> float:
         return first_touch_seconds(nbytes, self.table)
@@ -399,12 +411,13 @@ def kernel_rate(cls: str, features: tuple[int, ...] | None, table: Sequence[Sequ
     return math.exp(_idw(coords[near], np.log(rates[near]), point, spread, neighbours))
 
 
-def memory_bandwidth(nbytes: float, table: Sequence[Sequence], default: float) -> float:
+def memory_bandwidth(nbytes: float, table: Sequence[Sequence], default: float, kind: str = "") -> float:
     """Effective bytes/s of a memory-bound kernel moving ``nbytes``: interpolated from the
-    ``memory`` calibration kernels of similar size (:func:`kernel_rate`), else ``default``."""
+    ``memory`` calibration kernels of similar size and of ``kind`` (alone: ""; a loop's trips:
+    ``kernels.LOOP``) (:func:`kernel_rate`), else ``default``."""
     if nbytes <= 0:
         return default
-    return kernel_rate("memory", (int(nbytes), 1, 1, 1, 1), table, {}, default, neighbours=2)
+    return kernel_rate("memory", (int(nbytes), 1, 1, 1, 1), table, {}, default, neighbours=2, impl=kind)
 
 
 def first_touch_seconds(nbytes: float, table: Sequence[Sequence]) -> float:
