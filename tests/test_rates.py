@@ -514,7 +514,7 @@ def test_the_suites_calibration_is_current_and_its_fits_are_reproduced():
     assert entry["calibration"] == CALIBRATION_VERSION, (
         "tests/fixtures/peaks/peaks.json is of an older calibration: regenerate it with "
         "JAXCOST_CACHE_DIR=tests/fixtures/peaks jaxcost peaks --refresh --rounds 3")
-    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 193 + 12 + 6  # and the loop kernels (version 14)
+    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 193 + 12 + 5  # and the loop kernels (version 14)
     assert os.path.dirname(cache_path()) == os.environ["JAXCOST_CACHE_DIR"] != os.path.dirname(FIXTURE_PEAKS)
     refit = {(f.cls, f.impl): f for f in fit_rates(entry["kernel_table"])}
     stored = {(f["cls"], f["impl"]): f for f in entry["kernel_fits"]}

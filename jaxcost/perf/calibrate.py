@@ -135,13 +135,14 @@ MEMORY_SIZES = tuple(4 ** i for i in range(2, 13))
 # each of a Keras LSTM's two), run LOOP_TRIPS times in a ``fori_loop``, per trip, for the
 # LOOP_CELLS (batch, state size k, gates: N = gates * k), whose dots span batch 1-64, k 128-1024
 # and N 128-4096 (a dot of a loop's body outside that box is priced as timed alone); and every
-# other MEMORY_SIZES elementwise kernel as a loop trip too (LOOP_MEMORY_SIZES). Their rows are of
-# their kernel's kind plus kernels.LOOP.
+# other MEMORY_SIZES elementwise kernel up to 8 MB as a loop trip too (LOOP_MEMORY_SIZES: a larger one
+# is priced at the 8 MB trip's bandwidth; a 128 MB trip took ~0.5 s of the calibration). Their rows
+# are of their kernel's kind plus kernels.LOOP.
 LOOP_TRIPS = 16
 LOOP_CELLS = (  # batch 1: XLA's own dot (a matrix-vector product: 44-49 GB/s, but 29 GB/s at k 384, N 1152)
     (1, 128, 1), (1, 256, 4), (1, 384, 3), (1, 512, 4), (1, 768, 3), (1, 1024, 4),
     (4, 256, 1), (4, 1024, 4), (16, 128, 1), (16, 512, 3), (64, 128, 3), (64, 256, 4))  # batch 4-64: YNNPACK's
-LOOP_MEMORY_SIZES = MEMORY_SIZES[::2]
+LOOP_MEMORY_SIZES = MEMORY_SIZES[:-1:2]
 # Allocations whose paging-in is measured, in bytes. Up to 64 MiB: past tens of MiB the cost per
 # byte is flat (4-7 GB/s on a 2-core x86 VM, the 64 and 128 MiB rows within a third of each other) and
 # a larger allocation is priced at the largest row's cost per byte (rates.first_touch_seconds). A
