@@ -94,7 +94,9 @@ KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNe
          # first seen in run 12 (2026-12-06)
          "VGG16": 96, "EfficientNetV2S": 96, "EfficientNetB5": 96, "ConvNeXtBase": 96,
          # first seen in run 13 (2026-12-06)
-         "EfficientNetB6": 96, "EfficientNetV2M": 96, "ConvNeXtLarge": 96, "NASNetLarge": 96}
+         "EfficientNetB6": 96, "EfficientNetV2M": 96, "ConvNeXtLarge": 96, "NASNetLarge": 96,
+         # first seen in run 14 (2026-12-07)
+         "EfficientNetB7": 96, "EfficientNetV2L": 96, "ConvNeXtXLarge": 96}
 
 
 def zoo_program(name: str, batch: int):
@@ -127,8 +129,32 @@ def keras_program(name: str, image: int, batch: int):
                            (batch, image, image, 3), name)
 
 
+# Haiku's image networks (``hk.nets``), 224-pixel images: first seen in run 14 (2026-12-07)
+HAIKU = ("ResNet18", "ResNet50", "MobileNetV1")
+
+
+def haiku_program(name: str, batch: int):
+    """``hk.nets.<name>`` (1000 classes) in inference mode, its parameters and state abstract."""
+    import haiku as hk
+
+    net = {mode: hk.transform_with_state(lambda x, m=mode: getattr(hk.nets, name)(num_classes=1000)(x, is_training=m))
+           for mode in (True, False)}  # initialised training (its batch norms' averages start there)
+    x = jax.ShapeDtypeStruct((batch, 224, 224, 3), jnp.float32)
+    params, state = jax.eval_shape(net[True].init, jax.random.key(0), x)
+    net = net[False]
+
+    def forward(params, state, x):
+        return net.apply(params, state, None, x)[0]
+
+    forward.__name__ = f"haiku_{name}"
+    return forward, (params, state, x)
+
+
 def program(source: str, name: str, batch: int):
-    """``(fn, args)`` of a held-out model: a zoo model or a Keras application (at its KERAS image size)."""
+    """``(fn, args)`` of a held-out model: a zoo model, a Keras application (at its KERAS image
+    size) or a Haiku network."""
+    if source == "haiku":
+        return haiku_program(name, batch)
     return zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
 
 
@@ -147,9 +173,10 @@ def range_split(p, out: dict[str, list]) -> None:
             part[3].append(abs(k.predicted_s / k.measured_s - 1))
 
 
-def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rounds, first_seen=()):
+def run(zoo, keras_models, batches, budget, refresh, passes, rounds, measure_rounds, first_seen=(), haiku=()):
     peaks = get_peaks(jax.default_backend(), measure=True, refresh=refresh, rounds=rounds)
-    jobs = [("zoo", n, b) for n in zoo for b in batches] + [("keras", n, b) for n in keras_models for b in batches]
+    jobs = [(source, n, b) for source, names in (("zoo", zoo), ("keras", keras_models), ("haiku", haiku))
+            for n in names for b in batches]
     rows: dict[tuple, dict] = {}
     programs: dict[tuple, tuple] = {}
     classes = defaultdict(lambda: [0.0, 0.0])
@@ -237,7 +264,7 @@ def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None =
     lines = [f"# Held-out latency prediction ({host})", "",
              (f"Calibration: `jaxcost peaks --rounds {peaks.rounds}` on this machine, {len(peaks.kernel_table)} "
               "synthetic kernels "
-              "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, ATTENTION_GRID, MEMORY_SIZES, FAULT_SIZES) "
+              "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, ATTENTION_GRID, MEMORY_SIZES, FAULT_SIZES, LOOP_CELLS) "
               f"and the rate model fitted to them; {len(peaks.program_rows)} synthetic programs (jaxcost.perf.programs) timed "
               f"in the same passes give the in-program factor: {factor!r}. No model below was used to "
               "calibrate. Measured: the median run, each round's lowest over its "
@@ -248,6 +275,7 @@ def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None =
              "|---|---:|---:|---:|---:|---:|---:|"]
     for label, sub in (("all", rows), ("zoo", [r for r in rows if r["source"] == "zoo"]),
                        ("keras", [r for r in rows if r["source"] == "keras"]),
+                       ("haiku", [r for r in rows if r["source"] == "haiku"]),
                        ("first seen in this run", [r for r in rows if r.get("first_seen")])):
         s, m = stats(sub), stats(sub, "ratio_best")
         if s["n"]:
@@ -319,6 +347,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--zoo", default=",".join(ZOO))
     p.add_argument("--keras", default=",".join(KERAS))
+    p.add_argument("--haiku", default="", help=f"Haiku networks, of {', '.join(HAIKU)}")
     p.add_argument("--batches", default="1,8")
     p.add_argument("--budget", type=float, default=1.0)
     p.add_argument("--passes", type=int, default=2)
@@ -333,7 +362,8 @@ def main():
         raise SystemExit(f"--keras: {', '.join(unknown)} not in KERAS (add each with its input image size)")
     checks, peaks, rows, classes, ranges = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
                                [int(b) for b in args.batches.split(",")], args.budget, not args.keep_peaks, args.passes,
-                               args.rounds, args.measure_rounds, {m for m in args.first_seen.split(",") if m})
+                               args.rounds, args.measure_rounds, {m for m in args.first_seen.split(",") if m},
+                               [m for m in args.haiku.split(",") if m])
     save(args.out, {"machine": machine(), "summary": {"all": stats(rows), "all_vs_fastest_run": stats(rows, "ratio_best"),
                                                       "all_drift_adjusted": stats(rows, "ratio_drift_adjusted"),
                                                       "all_rechecked": stats(rows, "ratio_rechecked"),
