@@ -79,7 +79,7 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0, in_l
     (:data:`jaxcost.perf.kernels.LOOP`) where it has some of their kind and they lie in their
     range, else as timed alone."""
     if op.opcode == "while" and (body := body_ops(op)):
-        return price_loop(op, body, rates, factor)
+        return price_loop(op, body, rates, factor, network_s)
     work = class_work(op)
     kinds = [_loop_kind(rates, w) if in_loop else w.impl for w in work]
     # a kernel priced from loop trips pays no launch of its own: the trips were timed with theirs
@@ -100,7 +100,7 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0, in_l
                       factor * memory_s, "; ".join(notes))
 
 
-def price_loop(op, body: list, rates: Rates, factor: float = 1.0) -> KernelCost:
+def price_loop(op, body: list, rates: Rates, factor: float = 1.0, network_s: float = 0.0) -> KernelCost:
     """A while loop ``op``: its ``body``'s kernels (:func:`jaxcost.compiler.ops.body_ops`: XLA
     prices the body once) priced one after another as in a loop (:func:`price_op` ``in_loop``),
     each at its own roof, times the trips (XLA's ``known_trip_count``; unknown: once, as XLA
@@ -120,7 +120,7 @@ def price_loop(op, body: list, rates: Rates, factor: float = 1.0) -> KernelCost:
     if n > 1 and rates.table:
         notes[LOOP_NOTE.format(n=n)] = None
     return KernelCost(op.name, n * sum(w.flops for w in class_work(op)), n * max(op.bytes_accessed, 0.0), compute_s,
-                      n * sum(k.launches for k in kernels), 0.0, memory_s, "; ".join(notes))
+                      n * sum(k.launches for k in kernels), network_s, memory_s, "; ".join(notes))
 
 
 def _loop_kind(rates: Rates, w) -> str:
