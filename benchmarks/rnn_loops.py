@@ -39,8 +39,11 @@ from jaxcost.perf.predict import program_roofline
 KERAS_RNNS = [("LSTM", 650, 35, 650), ("GRU", 512, 50, 256), ("LSTM", 256, 100, 128), ("GRU", 1024, 20, 512)]
 # ... two that, with four more below, tuned it (jobs) ...
 TUNING_KERAS = [("SimpleRNN", 512, 40, 256), ("GRU", 768, 30, 128)]
-# ... and three held out, with three more below: first priced with the design frozen.
+# ... and three held out, with three more below: first priced with the design frozen (its Equinox
+# cells' results then chose the transposed lookup of a loop's dots with the weights on the left) ...
 HELD_OUT_KERAS = [("LSTM", 512, 80, 64), ("GRU", 320, 120, 320), ("SimpleRNN", 1024, 25, 512)]
+# ... and one more, with four more below: first priced after that.
+HELD_OUT_2_KERAS = [("GRU", 896, 24, 256)]
 
 
 def keras_rnn(layer: str, units: int, steps: int, features: int, batch: int):
@@ -120,7 +123,8 @@ def jobs() -> list[tuple[str, str, object]]:
     """``(set, name, make(batch))`` of every network. Sets: "design" (the loop calibration's
     cells were chosen looking at them), "tuning" (their results chose the pooled loop rates,
     ``rates.POOLED``, and loop kernels' launches), "held-out" (first priced with the design
-    frozen) and "guard" (a scan over layers, not a recurrent network)."""
+    frozen; its Equinox rows then chose the transposed lookup, ``pricing._in_loop``), "held-out 2"
+    (first priced after that) and "guard" (a scan over layers, not a recurrent network)."""
     keras = lambda cfgs: [(f"keras {layer} {units} x {steps} steps", lambda b, c=(layer, units, steps, feat): keras_rnn(*c, b))
                           for layer, units, steps, feat in cfgs]
     return ([("design", n, m) for n, m in keras(KERAS_RNNS) + [("zoo lstm", lambda b: program("zoo", "lstm", b))]]
@@ -133,6 +137,11 @@ def jobs() -> list[tuple[str, str, object]]:
             + [("held-out", "flax GRUCell 384 x 70 steps", lambda b: flax_rnn("GRUCell", 384, 70, 96, b)),
                ("held-out", "haiku GRU 600 x 40 steps", lambda b: haiku_rnn("GRU", 600, 40, 200, b)),
                ("held-out", "equinox LSTMCell 384 x 90 steps", lambda b: equinox_rnn("LSTMCell", 384, 90, 256, b))]
+            + [("held-out 2", n, m) for n, m in keras(HELD_OUT_2_KERAS)]
+            + [("held-out 2", "equinox GRUCell 640 x 36 steps", lambda b: equinox_rnn("GRUCell", 640, 36, 160, b)),
+               ("held-out 2", "equinox LSTMCell 512 x 60 steps", lambda b: equinox_rnn("LSTMCell", 512, 60, 128, b)),
+               ("held-out 2", "haiku VanillaRNN 768 x 50 steps", lambda b: haiku_rnn("VanillaRNN", 768, 50, 256, b)),
+               ("held-out 2", "flax SimpleCell 512 x 64 steps", lambda b: flax_rnn("SimpleCell", 512, 64, 128, b))]
             + [("guard", "flax nn.scan MLP 6 layers x 128 tokens", lambda b: flax_scan_mlp(6, 128, 512, b))])
 
 
@@ -165,7 +174,7 @@ def main():
                      "predicted_s": roof.predicted_s, "loops": len(loops),
                      "loops_predicted_s": sum(pt.time_s for pt in loops), "ratio": roof.predicted_s / measured,
                      "alone_predicted_s": before, "alone_ratio": before / measured})
-    sets = {g: [r for r in rows if r["set"] == g] for g in ("design", "tuning", "held-out", "guard")}
+    sets = {g: [r for r in rows if r["set"] == g] for g in ("design", "tuning", "held-out", "held-out 2", "guard")}
     lines = [f"# Loops: while loops predicted vs measured ({machine()})", "",
              (f"Calibration: {peaks.source}, version {peaks.calibration}. A loop's body is priced from the calibration's "
               "loop kernels (recurrent-cell trips of two dots, `jaxcost.perf.calibrate.LOOP_CELLS`, and elementwise "

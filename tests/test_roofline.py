@@ -346,6 +346,34 @@ def test_a_loop_body_is_its_kernels_one_after_another_priced_as_loop_trips(batch
             factor * op.bytes_accessed / rates.bandwidth(op.bytes_accessed, LOOP), rel=1e-12)
 
 
+def test_a_loop_dot_with_the_weights_on_the_left_is_looked_up_transposed():
+    """A vmapped cell (Equinox's way) runs ``(N, K) @ (K, batch)``: more rows than columns, outside
+    the loop rows (batch 1-64 on the left); it is priced as the same product transposed."""
+    from jaxcost.perf import get_peaks
+    from jaxcost.perf.kernels import LOOP, class_work
+    from jaxcost.perf.pricing import price_op
+
+    def rnn(xs, wx, wh):
+        cell = jax.vmap(lambda x, h: jnp.tanh(wx @ x + wh @ h))
+        return jax.lax.scan(lambda h, x: (cell(x, h), None), jnp.zeros((8, 256)), xs)[0]
+
+    s = jax.ShapeDtypeStruct
+    a = jaxcost.analyze(rnn, s((12, 8, 128), jnp.float32), s((256, 128), jnp.float32), s((256, 256), jnp.float32),
+                        theory=False)
+    (loop,) = [op for op in a.ops if op.opcode == "while"]
+    peaks = get_peaks("cpu", measure=False)
+    rates, factor = peaks.rates(), peaks.program_factor
+    left = [(op, w) for op in body_ops(loop) for w in class_work(op) if w.cls == "dot" and w.features[0] > w.features[2]]
+    assert left
+    for op, w in left:
+        m, k, n = w.features[:3]
+        assert (m, n) == (256, 8) and rates.outside("dot", w.features, w.impl + LOOP)  # as it is: outside
+        transposed = (n, k, m, 1, w.features[4], n)
+        assert rates.outside("dot", transposed, w.impl + LOOP) == ()
+        assert price_op(op, rates, factor, in_loop=True).compute_s == pytest.approx(
+            factor * rates.seconds("dot", transposed, w.flops, w.impl + LOOP), rel=1e-12)
+
+
 def test_a_loop_of_batch_one_cells_is_priced_below_its_kernels_timed_alone():
     """The point of loop trips: inside a loop, a cell's kernels pay no call and read hot weights.
     Priced from the same calibration without its loop rows, the same loop costs more (the held-out

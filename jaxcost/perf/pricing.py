@@ -61,8 +61,8 @@ CHAIN_NOTE = ("{n} matmuls chained in one kernel, priced as if each ran alone: X
 # timed alone; on a 2-core VM the loop rows' batch-1 dots ran at 25 or 47 GB/s from one calibration
 # to the next.
 LOOP_NOTE = ("a loop of {n} trips, its body's kernels priced one after another as calibrated loop trips (else as "
-             "timed alone): held-out recurrent networks on XLA:CPU were priced at 0.57-2.41x their measured time, "
-             "median 1.04x, half within ±25 % (benchmarks/results/rnn_loops.md)")
+             "timed alone): held-out recurrent networks on XLA:CPU were priced at 0.52-2.33x their measured time, "
+             "median 1.03x, 55 % within ±25 % (benchmarks/results/rnn_loops.md)")
 
 
 # The caveat on a kernel whose convolutions or dots lie outside the calibration kernels' range
@@ -81,18 +81,18 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0, in_l
     if op.opcode == "while" and (body := body_ops(op)):
         return price_loop(op, body, rates, factor, network_s)
     work = class_work(op)
-    kinds = [_loop_kind(rates, w) if in_loop else w.impl for w in work]
+    priced = [_in_loop(rates, w) if in_loop else (w.impl, w.features) for w in work]  # (kind, features)
     # a kernel priced from loop trips pays no launch of its own: the trips were timed with theirs
-    trips = in_loop and rates.has_kind("memory", LOOP) and all(k.endswith(LOOP) for k, w in zip(kinds, work)
+    trips = in_loop and rates.has_kind("memory", LOOP) and all(k.endswith(LOOP) for (k, _), w in zip(priced, work)
                                                                 if w.cls != "other")
-    compute_s = sum(rates.seconds(w.cls, w.features, w.flops, k) for w, k in zip(work, kinds))
+    compute_s = sum(rates.seconds(w.cls, f, w.flops, k) for w, (k, f) in zip(work, priced))
     nbytes = max(op.bytes_accessed, 0.0)
     memory_s = nbytes / rates.bandwidth(nbytes, LOOP if in_loop else "")
     attention = any(w.cls == "attention" for w in work)  # calibrated as a class of its own
     chained = chained_matmuls(op.instruction) if op.instruction is not None and not attention else 0
     outside: dict[str, set[str]] = {}
-    for w, k in zip(work, kinds):
-        if dims := rates.outside(w.cls, w.features, k):
+    for w, (k, f) in zip(work, priced):
+        if dims := rates.outside(w.cls, f, k):
             outside.setdefault(w.cls, set()).update(dims)
     what = "; ".join(f"{cls} {', '.join(d for d in FEATURES if d in dims)}" for cls, dims in sorted(outside.items()))
     notes = [CHAIN_NOTE.format(n=chained + 1)] * bool(chained) + [RANGE_NOTE.format(what=what)] * bool(outside)
@@ -123,12 +123,18 @@ def price_loop(op, body: list, rates: Rates, factor: float = 1.0, network_s: flo
                       n * sum(k.launches for k in kernels), network_s, memory_s, "; ".join(notes))
 
 
-def _loop_kind(rates: Rates, w) -> str:
-    """The kind a :class:`jaxcost.perf.kernels.Work` item in a loop's body is priced as: its
-    kernel's kind run as loop trips where the calibration has such kernels and ``w`` lies in their
-    range, else its own."""
+def _in_loop(rates: Rates, w) -> tuple[str, tuple | None]:
+    """The kind and features a :class:`jaxcost.perf.kernels.Work` item in a loop's body is priced
+    as: its kernel's kind run as loop trips where the calibration has such kernels and ``w`` lies
+    in their range, else its own. A dot with the weights on the left (``(N, K) @ (K, batch)``:
+    more rows than columns, as a vmapped cell runs it) is looked up as the same product
+    transposed, the loop rows' way round (an Equinox GRU cell's at batch 8: 76 us measured, 231 us
+    priced as timed alone, 105 us so)."""
+    f = w.features
+    if w.cls == "dot" and f is not None and f[0] > f[2]:
+        f = (f[2], f[1], f[0], f[3], f[4], f[5] * f[2] // f[0])
     kind = w.impl + LOOP
-    return kind if rates.has_kind(w.cls, kind) and not rates.outside(w.cls, w.features, kind) else w.impl
+    return (kind, f) if rates.has_kind(w.cls, kind) and not rates.outside(w.cls, f, kind) else (w.impl, w.features)
 
 
 def paging_s(rates: Rates, memory) -> float:
