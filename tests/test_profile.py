@@ -120,4 +120,7 @@ def test_kernels_of_a_loop_body_count_to_the_loop():
     assert not p.unmatched  # the body's dot and tanh kernels are not left unnamed
     row = p.kernel(loop.name)
     assert row.measured_s > 0 and row.calls >= 16  # the body's kernels, once per iteration
+    # its work counted every trip (XLA counts the body once): the achieved rates are the loop's
+    assert (row.flops, row.bytes_accessed) == (16 * loop.flops, 16 * loop.bytes_accessed)
+    assert row.flops_per_s == 16 * loop.flops / row.measured_s
     assert sum(k.measured_s for k in p.kernels) == pytest.approx(p.step_s, rel=1e-12)

@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import jax
 
+from jaxcost.compiler.loops import trip_count
 from jaxcost.perf.kernels import main_class
 from jaxcost.report.format import footnotes, secs
 from jaxcost.report.show import Shown, console, render_text
@@ -44,7 +45,8 @@ CONCURRENT = "(kernels running concurrently: overlap counted once)"
 @dataclasses.dataclass(frozen=True)
 class KernelTime:
     """One kernel of the program: measured seconds in the median step (all its calls), its share
-    of the step, the priced op's flops and bytes (XLA's convention), achieved rates, and
+    of the step, the priced op's flops and bytes (XLA's convention, but a while loop's counted
+    every trip, as it runs), achieved rates, and
     the roofline's prediction and bound for it (None where there is no priced op)."""
 
     name: str
@@ -285,8 +287,9 @@ def profile_compiled(analysis, run, *, steps: int = 5, name: str | None = None, 
         if op is None:
             unmatched[k] = t
         p = predicted.get(k)
-        kernels.append(KernelTime(k, t, t / step if step else 0.0, op.flops if op else 0.0,
-                                  max(op.bytes_accessed, 0.0) if op else 0.0, p.time_s if p else None,
+        trips = (trip_count(op.instruction) or 1) if op is not None and op.opcode == "while" else 1
+        kernels.append(KernelTime(k, t, t / step if step else 0.0, trips * op.flops if op else 0.0,
+                                  trips * max(op.bytes_accessed, 0.0) if op else 0.0, p.time_s if p else None,
                                   p.bound if p else "", op.layers if op else (), calls[k], p.note if p else "",
                                   main_class(op) if op else ""))
         for path, w in (_layer_split(op) if op is not None else {"": 1.0}).items():
