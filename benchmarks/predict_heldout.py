@@ -130,7 +130,11 @@ def keras_program(name: str, image: int, batch: int):
 
 
 # Haiku's image networks (``hk.nets``), 224-pixel images: first seen in run 14 (2026-12-07)
-HAIKU = ("ResNet18", "ResNet50", "MobileNetV1")
+HAIKU = ("ResNet18", "ResNet50", "MobileNetV1",
+         # first seen in run 15 (2026-12-07)
+         "ResNet34", "ResNet101", "ResNet152",
+         # first seen in run 16 (2026-12-07)
+         "ResNet200")
 
 
 def haiku_program(name: str, batch: int):
@@ -264,7 +268,7 @@ def markdown(peaks, rows, classes, host: str, passes: int, ranges: dict | None =
     lines = [f"# Held-out latency prediction ({host})", "",
              (f"Calibration: `jaxcost peaks --rounds {peaks.rounds}` on this machine, {len(peaks.kernel_table)} "
               "synthetic kernels "
-              "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, ATTENTION_GRID, MEMORY_SIZES, FAULT_SIZES, LOOP_CELLS) "
+              "(jaxcost.perf.calibrate.CONV_GRID, DOT_GRID, POOL_GRID, ATTENTION_GRID, MEMORY_SIZES, FAULT_SIZES, LOOP_CELLS, CHAINS) "
               f"and the rate model fitted to them; {len(peaks.program_rows)} synthetic programs (jaxcost.perf.programs) timed "
               f"in the same passes give the in-program factor: {factor!r}. No model below was used to "
               "calibrate. Measured: the median run, each round's lowest over its "

@@ -262,7 +262,9 @@ def test_measure_peaks_tiny(monkeypatch):
     p = peaks_mod.measure_peaks(sizes=(64,), repeats=1, stream_elements=1024)
     assert p.source == "measured" and p.flops_per_s["float32"] > 0 and p.bandwidth_bytes_per_s > 0
     assert set(p.kernel_flops_per_s) == {"conv", "conv1x1", "grouped", "depthwise", "dot", "window", "attention"}
-    assert {r[0] for r in p.kernel_table} == {*p.kernel_flops_per_s, "memory", "fault"}  # memory rows: bytes/s
+    # memory and chain rows: bytes/s
+    assert {r[0] for r in p.kernel_table} == {*p.kernel_flops_per_s, "memory", "fault", "chain"}
+    assert p.rates().chain_bandwidth() > 0
     assert all(r[4] == pytest.approx(r[5] / r[6]) for r in p.kernel_table if r[0] != "fault")
     assert all(r[6] >= 0 for r in p.kernel_table if r[0] == "fault")  # paging-in seconds
     assert all(r > 0 for r in p.kernel_flops_per_s.values()) and 0 < p.kernel_overhead_s < 1e-3
@@ -304,6 +306,7 @@ def test_progress_is_silent_when_not_on_a_terminal(capsys):
 def test_calibration_kernels_are_synthetic_and_spread():
     from jaxcost.perf.calibrate import (
         ATTENTION_GRID,
+        CHAINS,
         CONV_GRID,
         KERNELS_PER_CLASS,
         LARGE_FLOPS,
@@ -323,6 +326,7 @@ def test_calibration_kernels_are_synthetic_and_spread():
         UNPADDED_MAX_FLOPS,
         _attention_flops,
         _cell_trips,
+        _chain,
         _conv_flops,
         _elementwise_trips,
         calibration_kernels,
@@ -332,7 +336,11 @@ def test_calibration_kernels_are_synthetic_and_spread():
     kernels = calibration_kernels()
     assert len(kernels) == (sum(KERNELS_PER_CLASS.values()) + sum(LARGE_KERNELS.values())
                             + sum(SMALL_MAP_KERNELS.values()) + sum(LARGE_MAP_KERNELS.values()) + UNPADDED_KERNELS
-                            + len(MEMORY_SIZES) + len(LOOP_CELLS) + len(LOOP_MEMORY_SIZES))
+                            + len(MEMORY_SIZES) + len(LOOP_CELLS) + len(LOOP_MEMORY_SIZES) + len(CHAINS))
+    # chain kernels: pairs of equal convs on one image's small map, the second fed by the first
+    chains = [k for k in kernels if k[1] is _chain]
+    assert [(cls, x, w) for cls, _, x, w in chains] == [("chain", (b, s, s, c), ((k, k, c, c),) * 2) for b, s, c, k in CHAINS]
+    kernels = [k for k in kernels if k[1] is not _chain]
     # loop kernels: recurrent-cell trips of two dots on two weights, batch 1-64, k 128-1024, N 128-4096
     cells = [k for k in kernels if k[1] is _cell_trips]
     assert [(x[1], x[2], w) for _, _, x, w in cells] == [(m, k, ((k, g * k),) * 2) for m, k, g in LOOP_CELLS]

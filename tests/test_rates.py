@@ -514,7 +514,8 @@ def test_the_suites_calibration_is_current_and_its_fits_are_reproduced():
     assert entry["calibration"] == CALIBRATION_VERSION, (
         "tests/fixtures/peaks/peaks.json is of an older calibration: regenerate it with "
         "JAXCOST_CACHE_DIR=tests/fixtures/peaks jaxcost peaks --refresh --rounds 3")
-    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 193 + 12 + 5  # and the loop kernels (version 14)
+    # and the loop kernels (version 14), the chain kernels (15)
+    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 193 + 12 + 5 + 2
     assert os.path.dirname(cache_path()) == os.environ["JAXCOST_CACHE_DIR"] != os.path.dirname(FIXTURE_PEAKS)
     refit = {(f.cls, f.impl): f for f in fit_rates(entry["kernel_table"])}
     stored = {(f["cls"], f["impl"]): f for f in entry["kernel_fits"]}
@@ -551,3 +552,24 @@ def test_the_suites_program_factor_is_reproduced_by_pricing_its_programs_again()
     for new, stored in zip(rows, peaks.program_rows):
         assert new[2:] == pytest.approx(stored[2:], rel=1e-9), new[0]
     assert ProgramFactor.fit(rows).factor == pytest.approx(peaks.program_factor, rel=1e-12)
+
+
+def test_chain_kernels_calibrate_the_rate_a_chain_reads_its_weights_row_by_row():
+    """A chain kernel's row is the weight bytes it reads row by row (kernels.streamed_weights: both
+    3x3 convs' weights, once per row of the map) and their rate; the device's chain bandwidth is
+    the median of those rates, and no class's flop rate counts them."""
+    from jaxcost.perf.calibrate import CHAINS, calibration_kernels, prepare_kernel
+    from jaxcost.perf.rates import Rates, class_rates
+
+    (entry,) = json.loads(pathlib.Path(FIXTURE_PEAKS).read_text()).values()
+    rows = [r for r in entry["kernel_table"] if r[0] == "chain"]
+    assert [r[1] for r in rows] == [side * 2 * k * k * c * c * 4 for _, side, c, k in CHAINS] == [75_497_472, 33_030_144]
+    assert all(r[5] == r[1] and r[4] == pytest.approx(r[1] / r[6]) and r[9] == "fusion:__ynn_fusion" for r in rows)
+    rates = Rates(entry["kernel_table"], [], {}, 1e11, 1e10)
+    assert rates.chain_bandwidth() == pytest.approx(sum(r[4] for r in rows) / 2)  # the median of two
+    assert "chain" not in class_rates(entry["kernel_table"])
+    assert Rates([], [], {}, 1e11, 1e10).chain_bandwidth() is None
+    # the kernel as the calibration compiles it: one kernel, its row's bytes from its HLO
+    kernel = next(k for k in calibration_kernels() if k[0] == "chain" and k[2] == (1, 7, 7, 256))
+    _, row = prepare_kernel(*kernel, jax.devices()[0])
+    assert row[:2] == ["chain", 33_030_144] and row[9] == "fusion:__ynn_fusion"

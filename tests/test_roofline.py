@@ -243,7 +243,33 @@ def test_chained_matmuls_counts_matmuls_fed_by_another_in_the_kernel():
     assert chained_matmuls(next(i for i in entry.instructions if i.opcode == "parameter")) == 0
 
 
-def test_a_chain_of_convs_in_one_kernel_is_priced_as_its_parts_and_flagged():
+def test_streamed_weights_count_the_convs_a_windowed_conv_reads_row_by_row():
+    from jaxcost.compiler.hlo import parse_module
+    from jaxcost.perf.kernels import streamed_weights
+
+    entry = parse_module(CHAIN_HLO).entry
+    fusion = next(i for i in entry.instructions if i.opcode == "fusion")
+    # b (3x3) reads a's output: both read their 3x3x64x64 weights once per row of their 7-row map;
+    # the 1x1 side conv feeds no windowed conv
+    assert streamed_weights(fusion) == 7 * 2 * (3 * 3 * 64 * 64 * 4)
+    assert streamed_weights(next(i for i in entry.instructions if i.opcode == "parameter")) == 0
+
+    def chain(windows, side=6):
+        def f(x, ws):
+            for w in ws:
+                x = jax.nn.relu(jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                             dimension_numbers=("NHWC", "HWIO", "NHWC")))
+            return x.sum((1, 2))
+        ws = [jax.ShapeDtypeStruct((k, k, 256, 256), jnp.float32) for k in windows]
+        a = jaxcost.analyze(f, jax.ShapeDtypeStruct((1, side, side, 256), jnp.float32), ws, theory=False)
+        return [streamed_weights(op.instruction) for op in a.ops if op.instruction is not None]
+
+    assert max(chain((3, 3))) == 6 * 2 * (3 * 3 * 256 * 256 * 4)
+    assert max(chain((3, 1))) == 0  # a 1x1 conv after a 3x3 one needs no rows around its outputs
+    assert max(chain((1, 1))) == 0
+
+
+def test_a_chain_of_convs_in_one_kernel_is_priced_as_its_parts_or_its_weights_read_row_by_row_and_flagged():
     from jaxcost.perf.pricing import CHAIN_NOTE
 
     def chain(ws, x):
@@ -269,6 +295,18 @@ def test_a_chain_of_convs_in_one_kernel_is_priced_as_its_parts_and_flagged():
     assert "1 with caveats" in repr(r)
     text = r.summary(print_=False)
     assert f"{fused.name} *" in text and "3 matmuls chained in one kernel" in text
+    # with chain kernels in the calibration, the longer of that and its weights read row by row
+    from jaxcost.perf.kernels import streamed_weights
+
+    table = [["chain", 8e6, 1, 1, 4e9, 8e6, 2e-3, 1, 1, "fusion:__ynn_fusion", 1],
+             ["chain", 6e6, 1, 1, 6e9, 6e6, 1e-3, 1, 1, "fusion:__ynn_fusion", 1]]
+    chained = DevicePeaks("toy", "cpu", {"float32": 100e9}, 10e9, "measured", "", rates, 0.0, kernel_table=table)
+    assert chained.rates("float32").chain_bandwidth() == 5e9  # the median of the chain kernels' rates
+    streamed = streamed_weights(fused.instruction)
+    assert streamed == 7 * 3 * (3 * 3 * 128 * 128 * 4)  # each conv's weights once per row of the map
+    (slow,) = [p for p in jaxcost.program_roofline(a, chained).points if p.name == fused.name]
+    assert slow.time_s == pytest.approx(streamed / 5e9, rel=1e-12) and slow.time_s > 2 * point.time_s
+    assert slow.note == point.note
 
 
 def test_footnotes_name_each_note_once():

@@ -27,6 +27,9 @@ Table rows: ``[class, M, K, N, rate, work, seconds, taps, groups, impl, pixels]`
                                              M = work = bytes read and written
     fault                                    paging in a fresh allocation of M bytes:
                                              seconds (>= 0), rate = M / seconds (0: free)
+    chain                                    a chain of convs run as one kernel: rate in bytes/s,
+                                             M = work = the weight bytes it reads row by row
+                                             (kernels.streamed_weights)
 """
 
 from __future__ import annotations
@@ -44,18 +47,27 @@ import numpy as np
 
 from jaxcost.compiler.hlo import parse_module
 from jaxcost.compiler.totals import CostTotals
-from jaxcost.perf.kernels import CLASSED, LOOP, NO_KERNEL, is_attention, kernel_features, kernel_impl, leaves
+from jaxcost.perf.kernels import (
+    CLASSED,
+    LOOP,
+    NO_KERNEL,
+    is_attention,
+    kernel_features,
+    kernel_impl,
+    leaves,
+    streamed_weights,
+)
 from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 14  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
+CALIBRATION_VERSION = 15  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
 # 10: unpadded convs; 11: the synthetic programs' kernels priced at the fitted law's time (Rates.seconds);
 # 12: grouped convs on large maps, the step past a cache (rates.SPILL_CLASSES); since then the 128 MiB
 # paging row is not measured (FAULT_SIZES: a version-12 table with it prices the same). 13: three
 # quarters of the spread-out kernels (KERNELS_PER_CLASS, UNPADDED_KERNELS): ~3 s less calibration,
 # held-out accuracy unchanged (benchmarks/results/calibration_ablation.md). 14: loop kernels (LOOP_CELLS,
-# LOOP_MEMORY_SIZES).
+# LOOP_MEMORY_SIZES). 15: chains of convs run as one kernel (CHAINS).
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
@@ -143,6 +155,11 @@ LOOP_CELLS = (  # batch 1: XLA's own dot (a matrix-vector product: 44-49 GB/s, b
     (1, 128, 1), (1, 256, 4), (1, 384, 3), (1, 512, 4), (1, 768, 3), (1, 1024, 4),
     (4, 256, 1), (4, 1024, 4), (16, 128, 1), (16, 512, 3), (64, 128, 3), (64, 256, 4))  # batch 4-64: YNNPACK's
 LOOP_MEMORY_SIZES = MEMORY_SIZES[:-1:2]
+# Chains of convs run as one kernel (kernels.streamed_weights): (batch, map side, channels, window
+# side) of a pair of convs, the second fed by the first, summed over the map. At batch 1 on small
+# maps they read their weights row by row: the rate of that reading is what they calibrate (on a
+# 2-core x86 VM 4x4x512: 7.7 ms for 75 MB, 7x7x256: 2.4 ms for 33 MB; benchmarks/results/chain_fusions.md).
+CHAINS = ((1, 4, 512, 3), (1, 7, 256, 3))
 # Allocations whose paging-in is measured, in bytes. Up to 64 MiB: past tens of MiB the cost per
 # byte is flat (4-7 GB/s on a 2-core x86 VM, the 64 and 128 MiB rows within a third of each other) and
 # a larger allocation is priced at the largest row's cost per byte (rates.first_touch_seconds). A
@@ -157,6 +174,14 @@ REPEATS, BUDGET_S = 3, 0.01
 def _conv(x, w, groups, stride=1, padding="SAME"):
     return jax.lax.conv_general_dilated(x, w, (stride, stride), padding, feature_group_count=groups,
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _chain(x, ws):
+    """Two convs, the second fed by the first, summed over the map: XLA:CPU runs the three as
+    one kernel (a chain followed by a reduction, :func:`jaxcost.perf.kernels.streamed_weights`)."""
+    for w in ws:
+        x = jax.nn.relu(_conv(x, w, 1))
+    return jnp.sum(x, axis=(1, 2))
 
 
 def _pool(x, w, k, stride):
@@ -305,6 +330,7 @@ def calibration_kernels() -> list[tuple]:
     kernels += [("memory", _elementwise, (n,), (2,)) for n in MEMORY_SIZES]
     kernels += [("dot", _cell_trips, (LOOP_TRIPS, m, k), ((k, g * k),) * 2) for m, k, g in LOOP_CELLS]
     kernels += [("memory", _elementwise_trips, (n,), (2,)) for n in LOOP_MEMORY_SIZES]
+    kernels += [("chain", _chain, (b, side, side, c), ((k, k, c, c),) * 2) for b, side, c, k in CHAINS]
     return kernels
 
 
@@ -355,8 +381,14 @@ def prepare_kernel(cls, fn, xs, ws, device, make=constant) -> tuple | None:
     if cls == "memory":  # the rate of a memory-bound kernel is its bytes per second
         nbytes = 8 * math.prod(xs)
         return run, [cls, nbytes, 1, 1, None, nbytes, None, 1, 1, LOOP * loop, 1]
-    flops = CostTotals.from_xla(compiled.cost_analysis()).flops or 0.0
     entry = parse_module(compiled.as_text()).entry
+    if cls == "chain":  # its rate: the weight bytes it reads row by row per second
+        fused = next((i for i in entry.instructions if streamed_weights(i)), None)
+        if fused is None:  # not compiled into one kernel
+            return None
+        nbytes = streamed_weights(fused)
+        return run, [cls, nbytes, 1, 1, None, nbytes, None, 1, 1, kernel_impl(fused), 1]
+    flops = CostTotals.from_xla(compiled.cost_analysis()).flops or 0.0
     kernel, leaf = next((k, i) for e in entry.instructions for k, i in leaves(e) if i.opcode in CLASSED)
     if cls == "attention":  # sized by its first dot; its work is its two dots' (kernels.class_work)
         if not is_attention(kernel):

@@ -205,6 +205,49 @@ def chained_matmuls(inst: Instruction) -> int:
     return sum(reaches(leaf) for _, leaf in leaves(inst) if leaf.opcode in MATMULS)
 
 
+def streamed_weights(inst: Instruction) -> float:
+    """Bytes of weights a chain of convolutions run as one kernel (:func:`chained_matmuls`) reads
+    row by row: 0 unless a windowed conv of the fusion (a window of more than one tap) takes
+    another matmul's output, directly or through the fusion's elementwise instructions; then
+    each such conv and each matmul that feeds one count their weights once per row of their
+    output map (its first spatial side)::
+
+        streamed = sum(rows_c * weight_bytes_c)      over the convs computed a few rows at a time
+
+    XLA:CPU's YNNPACK (jax 0.10) computes such a chain a few output rows at a time -- a windowed
+    conv needs the rows around each of its outputs from the conv before it -- and reads every
+    weight of those convs again for each: at batch 1 a 3x3 pair on a 7x7x512 map took 29 ms fused,
+    4.6 ms as two kernels, and its 132 MB of weights read row by row at ~5-10 GB/s tell that
+    time; a 3x3 conv followed by a 1x1 one (no rows around an output needed) ran as fast fused as
+    apart (``benchmarks/results/chain_fusions.md``). Dots count one row."""
+    if inst.opcode != "fusion":
+        return 0.0
+
+    def producers(i: Instruction, seen: set[str]) -> list[Instruction]:
+        """The matmuls whose outputs reach ``i`` through non-matmul instructions."""
+        out = []
+        for o in i.operands:
+            if o.name in seen:
+                continue
+            seen.add(o.name)
+            out += [o] if o.opcode in MATMULS else producers(o, seen)
+        return out
+
+    tiled: dict[str, Instruction] = {}
+    for _, leaf in leaves(inst):
+        windowed = leaf.opcode == "convolution" and math.prod(w.size for w in leaf.window) > 1
+        if windowed and (fed := producers(leaf, set())):
+            tiled.update({m.name: m for m in [leaf, *fed]})
+
+    def rows(m: Instruction) -> int:
+        if m.opcode != "convolution":
+            return 1
+        spatial = conv_dims(m.dim_labels).out_spatial
+        return m.shape.dims[spatial[0]] if spatial else 1
+
+    return float(sum(rows(m) * m.operands[1].shape.bytes for m in tiled.values()))
+
+
 class Work(NamedTuple):
     """Part of an op's flops: its class, flops, :func:`kernel_features` (None for
     ``other``) and :func:`kernel_impl` of the kernel that runs it."""

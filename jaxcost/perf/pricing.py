@@ -18,10 +18,16 @@ another, each at its own roof, every trip -- from the calibration's loop trips w
 (inside a loop the kernels pay no call and read weights they left in the caches), else as timed
 alone -- and carries :data:`LOOP_NOTE`, how far held-out loops were off.
 
-A kernel that runs a chain of convolutions (one feeding the next) is priced the same way, as if
-each ran alone, and carries a note saying so (:data:`CHAIN_NOTE`): the library that runs the
-chain schedules it in ways the calibration's single kernels do not show. (Attention's two dots
-in one kernel are calibrated as a class of their own.) A kernel whose convolutions or dots lie
+A kernel that runs a chain of convolutions (one feeding the next) is priced as the longer of its
+convs run alone and of reading their weights row by row (:func:`jaxcost.perf.kernels.streamed_weights`,
+where a windowed conv takes another's output) at the rate the calibration's chain kernels read them
+(:meth:`jaxcost.perf.rates.Rates.chain_bandwidth`)::
+
+    compute_s = max(sum(seconds(...)), streamed_weights / chain_bandwidth)
+
+and carries a note saying so (:data:`CHAIN_NOTE`): the library that runs the chain schedules it
+in ways that law only outlines. (Attention's two dots in one kernel are calibrated as a class of
+their own.) A kernel whose convolutions or dots lie
 outside the range of the calibration kernels they are priced from, in any dimension or in flops,
 carries a note naming them (:data:`RANGE_NOTE`): there the fitted law extrapolates.
 """
@@ -32,7 +38,7 @@ from typing import NamedTuple
 
 from jaxcost.compiler.loops import trip_count
 from jaxcost.compiler.ops import body_ops
-from jaxcost.perf.kernels import LOOP, NO_KERNEL, chained_matmuls, class_work
+from jaxcost.perf.kernels import LOOP, NO_KERNEL, chained_matmuls, class_work, streamed_weights
 from jaxcost.perf.rates import FEATURES, Rates
 
 
@@ -50,10 +56,12 @@ class KernelCost(NamedTuple):
 
 
 # The caveat on a kernel that runs a chain of convolutions or dots (kernels.chained_matmuls),
-# attention aside.
-CHAIN_NOTE = ("{n} matmuls chained in one kernel, priced as if each ran alone: XLA:CPU's YNNPACK ran conv chains "
-              "at 0.6-6x the time of the same convs apart, slowest on maps up to 14x14 with 256+ channels "
-              "(benchmarks/results/chain_fusions.md)")
+# attention aside: priced as its parts, or its weights read row by row if that is longer (price_op).
+CHAIN_NOTE = ("{n} matmuls chained in one kernel, priced as the longer of each run alone and their weights read row "
+              "by row at the calibration's chain rate: XLA:CPU's YNNPACK ran conv chains at 0.5-7x the time of "
+              "the same convs apart (benchmarks/results/chain_fusions.md); so priced, held-out ResNet-18/34 at "
+              "batch 1 came out 0.75-1.08x of their measured time, 0.47-0.82x priced as parts "
+              "(benchmarks/results/predict_heldout_run15_alone.md, _run16_alone.md)")
 
 
 # The caveat on a while loop priced from a calibration (price_loop): its body's kernels priced as
@@ -90,6 +98,8 @@ def price_op(op, rates: Rates, factor: float = 1.0, network_s: float = 0.0, in_l
     memory_s = nbytes / rates.bandwidth(nbytes, LOOP if in_loop else "")
     attention = any(w.cls == "attention" for w in work)  # calibrated as a class of its own
     chained = chained_matmuls(op.instruction) if op.instruction is not None and not attention else 0
+    if chained and (bandwidth := rates.chain_bandwidth()):  # weights read row by row, if slower
+        compute_s = max(compute_s, streamed_weights(op.instruction) / bandwidth)
     outside: dict[str, set[str]] = {}
     for w, (k, f) in zip(work, priced):
         if dims := rates.outside(w.cls, f, k):

@@ -53,7 +53,7 @@ from jaxcost.perf.kernels import LOOP, UNPADDED
 # convs outside the calibration (benchmarks/unpadded_convs.py and two more draws) interpolation
 # erred 27 % (median) and the padded law 28 % (a law fitted to the unpadded kernels: 28 % on 79 of
 # them) -- but the padded law priced their total time at 0.41x, interpolation at 0.72x.
-NOT_FITTED = ("memory", "fault", "window", "attention")
+NOT_FITTED = ("memory", "fault", "window", "attention", "chain")
 # The names of kernel_features' dimensions, and of their flops ``2 M K N groups``
 # (:meth:`Rates.outside`).
 FEATURES = ("M", "K", "N", "taps", "groups", "pixels", "flops")
@@ -380,6 +380,13 @@ class Rates:
     def first_touch(self, nbytes: float) -> float:
         return first_touch_seconds(nbytes, self.table)
 
+    def chain_bandwidth(self) -> float | None:
+        """Bytes/s at which a chain of convs run as one kernel reads its weights row by row
+        (:func:`jaxcost.perf.kernels.streamed_weights`): the median of the ``chain`` calibration
+        kernels' (:data:`jaxcost.perf.calibrate.CHAINS`); None without them."""
+        rows = [r[5] / r[6] for r in self.table if r[0] == "chain" and r[6]]
+        return float(np.median(rows)) if rows else None
+
 
 def _with_flops(features) -> tuple:
     """:func:`kernel_features` and their flops, ``2 M K N groups``."""
@@ -441,7 +448,7 @@ def class_rates(table: Sequence[Sequence]) -> dict[str, float]:
     """Each class's time-weighted rate over a calibration table."""
     flops: dict[str, float] = {}
     seconds: dict[str, float] = {}
-    for cls, *_, f, s in (r[:7] for r in table if r[0] not in ("memory", "fault")):
+    for cls, *_, f, s in (r[:7] for r in table if r[0] not in ("memory", "fault", "chain")):
         flops[cls] = flops.get(cls, 0.0) + f
         seconds[cls] = seconds.get(cls, 0.0) + s
     return {cls: flops[cls] / seconds[cls] for cls in flops if seconds[cls] > 0}
