@@ -78,7 +78,9 @@ ZOO = ["alexnet", "vgg16", "resnet18", "resnet50", "resnet152", "densenet121", "
        # first seen in run 12 (2026-12-06)
        "dpn68b", "vgg19", "vgg13_bn", "dpn107",
        # first seen in run 13 (2026-12-06)
-       "dpn131", "vgg11_bn", "vgg19_bn"]
+       "dpn131", "vgg11_bn", "vgg19_bn",
+       # first seen in run 17 (2026-12-07): the seeds' 32-pixel efficient-conv networks
+       "sic_net", "spatial_bottleneck_net", "topological_subdivision_net"]
 KERAS = {"ConvNeXtTiny": 96, "NASNetMobile": 96, "EfficientNetB0": 96, "MobileNetV3Small": 96, "DenseNet121": 96,
          "ResNet50V2": 96, "Xception": 96, "MobileNetV3Large": 96,
          # first seen in run 7 (2026-12-06)
