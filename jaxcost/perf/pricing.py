@@ -61,7 +61,7 @@ CHAIN_NOTE = ("{n} matmuls chained in one kernel, priced as the longer of each r
               "by row at the calibration's chain rate: XLA:CPU's YNNPACK ran conv chains at 0.5-7x the time of "
               "the same convs apart (benchmarks/results/chain_fusions.md); so priced, held-out ResNet-18/34 at "
               "batch 1 came out 0.75-1.08x of their measured time, 0.47-0.82x priced as parts "
-              "(benchmarks/results/predict_heldout_run15_alone.md, _run16_alone.md, _run17_alone.md)")
+              "(benchmarks/results/predict_heldout_run15_alone.md, _run16_alone.md, _run17_alone.md, _run18_alone.md)")
 
 
 # The caveat on a while loop priced from a calibration (price_loop): its body's kernels priced as
