@@ -181,6 +181,23 @@ def leaves(inst: Instruction, kernel: Instruction | None = None):
             yield from leaves(sub, kernel if inst.opcode == "fusion" else sub)
 
 
+def feeding_matmuls(i: Instruction) -> list[Instruction]:
+    """The convolutions and dots whose outputs reach ``i`` through non-matmul instructions (inside
+    the computation ``i`` belongs to: a fusion's elementwise instructions, its parameters ending
+    the walk)."""
+    seen: set[str] = set()
+
+    def walk(j: Instruction) -> list[Instruction]:
+        out = []
+        for o in j.operands:
+            if o.name not in seen:
+                seen.add(o.name)
+                out += [o] if o.opcode in MATMULS else walk(o)
+        return out
+
+    return walk(i)
+
+
 def chained_matmuls(inst: Instruction) -> int:
     """How many convolutions and dots of the fusion ``inst`` take another one's output as an
     input, directly or through the fusion's elementwise instructions: a chain of ``n`` run as one
@@ -189,20 +206,13 @@ def chained_matmuls(inst: Instruction) -> int:
     XLA:CPU (jax 0.10) hands a whole chain of convs to one YNNPACK kernel when a reduction
     follows it (a pool, a global mean), and YNNPACK then runs it at other rates than the same
     convs as separate kernels: up to 6x slower at batch 1 on maps of a few pixels, a little
-    faster on large maps (``benchmarks/chain_fusions.py``). Such a kernel is priced as the sum
-    of its convs and flagged (:func:`jaxcost.perf.pricing.price_op`). Attention's ``q k^T``,
-    softmax and ``p v`` in one kernel (:func:`is_attention`) are a class of their own."""
+    faster on large maps (``benchmarks/chain_fusions.py``). Such a kernel is priced as the longer
+    of its convs apart and of its weights read row by row (:func:`streamed_weights`) and flagged
+    (:func:`jaxcost.perf.pricing.price_op`). Attention's ``q k^T``, softmax and ``p v`` in one
+    kernel (:func:`is_attention`) are a class of their own."""
     if inst.opcode != "fusion":
         return 0
-    fed: dict[str, bool] = {}  # instruction -> does a matmul's output reach it?
-
-    def reaches(i: Instruction) -> bool:
-        if i.name not in fed:
-            fed[i.name] = False  # guards a cycle; HLO has none
-            fed[i.name] = any(o.opcode in MATMULS or reaches(o) for o in i.operands)
-        return fed[i.name]
-
-    return sum(reaches(leaf) for _, leaf in leaves(inst) if leaf.opcode in MATMULS)
+    return sum(bool(feeding_matmuls(leaf)) for _, leaf in leaves(inst) if leaf.opcode in MATMULS)
 
 
 def streamed_weights(inst: Instruction) -> float:
@@ -222,21 +232,10 @@ def streamed_weights(inst: Instruction) -> float:
     apart (``benchmarks/results/chain_fusions.md``). Dots count one row."""
     if inst.opcode != "fusion":
         return 0.0
-
-    def producers(i: Instruction, seen: set[str]) -> list[Instruction]:
-        """The matmuls whose outputs reach ``i`` through non-matmul instructions."""
-        out = []
-        for o in i.operands:
-            if o.name in seen:
-                continue
-            seen.add(o.name)
-            out += [o] if o.opcode in MATMULS else producers(o, seen)
-        return out
-
     tiled: dict[str, Instruction] = {}
     for _, leaf in leaves(inst):
         windowed = leaf.opcode == "convolution" and math.prod(w.size for w in leaf.window) > 1
-        if windowed and (fed := producers(leaf, set())):
+        if windowed and (fed := feeding_matmuls(leaf)):
             tiled.update({m.name: m for m in [leaf, *fed]})
 
     def rows(m: Instruction) -> int:
