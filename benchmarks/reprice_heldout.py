@@ -2,7 +2,8 @@
 measurements, so the two columns differ by the predictor alone -- not by the minute the machine
 was timed in (on this 2-core VM two runs of one code moved 10-20 points in the ±10 % fraction).
 
-    python benchmarks/reprice_heldout.py [--run predict_heldout] [--peaks PEAKS_JSON] [--out predict_heldout_repriced]
+    python benchmarks/reprice_heldout.py [--run predict_heldout] [--peaks PEAKS_JSON] [--refit [--serial-classes conv,conv1x1]]
+                                         [--out predict_heldout_repriced]
 
 Reads ``benchmarks/results/<run>.json`` (written by ``predict_heldout.py`` with its calibration,
 ``peaks``), compiles the synthetic programs again to price them with this code and fits the
@@ -12,7 +13,10 @@ model of the run (``jaxcost.program_roofline``, nothing is run) and writes ``<ou
 summary of both. With ``--peaks`` (a ``peaks.json`` that ``jaxcost peaks`` wrote, e.g. with
 ``JAXCOST_CACHE_DIR``) the models are priced with that calibration instead of the run's: two
 calibrations measured minutes apart, each priced against the same measured times, compare two
-calibration protocols with the machine's drift the same for both. A change picked by comparing
+calibration protocols with the machine's drift the same for both. With ``--refit`` the rate model
+is fitted again to the calibration's kernels by this code (:func:`jaxcost.perf.rates.fit_rates`,
+with ``--serial-classes`` the classes that may have a serial factor: ``''`` for none), not taken as
+the run fitted it: a changed law priced against the same kernels and times. A change picked by comparing
 these columns has seen these models: quote a fresh ``predict_heldout.py`` run for it as well.
 """
 
@@ -34,6 +38,7 @@ import jaxcost
 from jaxcost.perf import DevicePeaks
 from jaxcost.perf.predict import program_roofline
 from jaxcost.perf.programs import ProgramFactor, prepare_programs, program_rows
+from jaxcost.perf.rates import SERIAL_CLASSES, fit_rates
 
 
 def refitted(peaks: DevicePeaks, programs) -> tuple[DevicePeaks, ProgramFactor]:
@@ -44,10 +49,16 @@ def refitted(peaks: DevicePeaks, programs) -> tuple[DevicePeaks, ProgramFactor]:
     return dataclasses.replace(peaks, program_factor=factor.factor, program_rows=[list(r) for r in factor.rows]), factor
 
 
-def reprice(run: dict, calibration: dict | None = None) -> tuple[ProgramFactor, list[dict]]:
+def reprice(run: dict, calibration: dict | None = None,
+            serial_classes: tuple[str, ...] | None = None) -> tuple[ProgramFactor, list[dict]]:
     """The run's in-program factor fitted again and every model's row priced again, with the
-    run's calibration (or ``calibration``, a :class:`DevicePeaks` dict) and this code."""
+    run's calibration (or ``calibration``, a :class:`DevicePeaks` dict) and this code; with
+    ``serial_classes`` (not None) its rate model fitted again too, those classes allowed a
+    serial factor."""
     peaks = DevicePeaks.from_dict(calibration or run["peaks"])
+    if serial_classes is not None:
+        fits = fit_rates(peaks.kernel_table, serial_classes=serial_classes)
+        peaks = dataclasses.replace(peaks, kernel_fits=[dataclasses.asdict(f) for f in fits])
     peaks, factor = refitted(peaks, prepare_programs(jax.devices(peaks.platform)[0]))
     rows = []
     for r in track([r for r in run["rows"] if "ratio" in r], description="pricing the run's models again"):
@@ -77,6 +88,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default="predict_heldout", help="a predict_heldout.py results name in benchmarks/results")
     p.add_argument("--peaks", default=None, help="a peaks.json whose calibration prices the models instead of the run's")
+    p.add_argument("--refit", action="store_true", help="fit the rate model again to the calibration's kernels")
+    p.add_argument("--serial-classes", default=",".join(SERIAL_CLASSES),
+                   help="with --refit: the classes that may run on one thread ('' for none)")
     p.add_argument("--out", default=None, help="results name (default: <run>_repriced)")
     args = p.parse_args()
     with open(os.path.join(RESULTS, args.run + ".json")) as f:
@@ -88,7 +102,8 @@ def main():
     if args.peaks:
         with open(args.peaks) as f:
             (calibration,) = json.load(f).values()
-    factor, rows = reprice(run, calibration)
+    serial = tuple(c for c in args.serial_classes.split(",") if c) if args.refit else None
+    factor, rows = reprice(run, calibration, serial)
     save(args.out or args.run + "_repriced", {"machine": machine(), "run": args.run, "program_factor": factor.factor,
                                               "summary": {"run": stats(rows, "run_ratio"), "now": stats(rows)},
                                               "rows": rows}, markdown(args.run, run, factor, rows))

@@ -324,6 +324,8 @@ def test_calibration_kernels_are_synthetic_and_spread():
         UNPADDED_GRID,
         UNPADDED_KERNELS,
         UNPADDED_MAX_FLOPS,
+        WIDE_BYTES,
+        WIDE_KERNELS,
         _attention_flops,
         _cell_trips,
         _chain,
@@ -336,7 +338,8 @@ def test_calibration_kernels_are_synthetic_and_spread():
     kernels = calibration_kernels()
     assert len(kernels) == (sum(KERNELS_PER_CLASS.values()) + sum(LARGE_KERNELS.values())
                             + sum(SMALL_MAP_KERNELS.values()) + sum(LARGE_MAP_KERNELS.values()) + UNPADDED_KERNELS
-                            + len(MEMORY_SIZES) + len(LOOP_CELLS) + len(LOOP_MEMORY_SIZES) + len(CHAINS))
+                            + sum(WIDE_KERNELS.values()) + len(MEMORY_SIZES) + len(LOOP_CELLS) + len(LOOP_MEMORY_SIZES)
+                            + len(CHAINS))
     # chain kernels: pairs of equal convs on one image's small map, the second fed by the first
     chains = [k for k in kernels if k[1] is _chain]
     assert [(cls, x, w) for cls, _, x, w in chains] == [("chain", (b, s, s, c), ((k, k, c, c),) * 2) for b, s, c, k in CHAINS]
@@ -361,6 +364,11 @@ def test_calibration_kernels_are_synthetic_and_spread():
         assert MIN_FLOPS <= _conv_flops(b, out, ci, co, k, 1) <= UNPADDED_MAX_FLOPS
     kernels = [k for k in kernels if k not in unpadded]
     assert {k[0] for k in kernels} == {*CONV_GRID, "dot", "window", "attention", "memory"}
+    # 1x1 convs on both sides of the weights a product on one thread has (rates.SERIAL_CLASSES): the
+    # spread picks' and WIDE_KERNELS more, every power of two of weights from 256 KiB to 2 MiB
+    wide = [w for cls, _, _, w in kernels if cls == "conv1x1" and 4 * w[2] * w[3] >= WIDE_BYTES]
+    assert len(wide) >= WIDE_KERNELS["conv1x1"] + 4
+    assert {4 * w[2] * w[3] for w in wide} >= {256 << 10, 512 << 10, 1 << 20, 2 << 20}
     depthwise = [k for k in kernels if k[0] == "depthwise"]
     assert {w[0] for _, _, _, w in depthwise} == {3, 5, 7}  # kernel sizes are a dimension of the grid
     assert {x[1] for _, _, x, _ in depthwise} >= {3, 5, 56}  # from maps smaller than the window up

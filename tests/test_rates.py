@@ -219,6 +219,60 @@ def test_a_grouped_conv_whose_input_outgrows_the_step_is_priced_past_it():
     assert fit_rates(rows, spill_classes=())[0].spill_bytes is None
 
 
+WIDE = [(b * hw * hw, ci, co, 1, 1, hw * hw) for b in (1, 8) for hw in (7, 14, 28, 56)
+        for ci in (32, 128, 512) for co in (32, 128, 512, 2048)]
+
+
+def _serial_table(factor: float, cls: str = "conv1x1"):
+    """WIDE's kernels timed by LAW, those with 256 KiB of weights or fewer, or 64 output channels
+    or fewer, ``factor`` times slower in their compute term (one thread of two)."""
+    from jaxcost.perf.rates import _terms
+
+    f = np.array(WIDE, dtype=float)
+    fixed, compute, memory, _, _ = _terms(np.log(LAW), f)
+    serial = (4 * f[:, 1] * f[:, 2] <= 256 << 10) | (f[:, 2] <= 64)
+    seconds = fixed + compute * np.where(serial, factor, 1.0) + memory
+    return [[cls, m, k, n, 2.0 * m * k * n / t, 2.0 * m * k * n, float(t), taps, g, "fusion:__ynn_fusion", px]
+            for (m, k, n, taps, g, px), t in zip(WIDE, seconds)]
+
+
+def test_a_product_on_one_thread_is_priced_at_the_serial_factor():
+    """YNNPACK runs a matrix product whose weights fit one block of columns (or whose output
+    channels are too few to split) on one thread: the fit finds the size between the calibration
+    kernels' weights around it and the factor, and prices kernels on either side by them."""
+    from jaxcost.perf.rates import SERIAL_N
+
+    rows = _serial_table(2.0)
+    (fit,) = fit_rates(rows)
+    assert fit.serial == pytest.approx(2.0, rel=1e-3)
+    assert fit.serial_bytes == pytest.approx(math.sqrt((256 << 10) * (1 << 20)))  # between 256 KiB and 1 MiB
+    assert fit.loo_median < 1e-3 and SERIAL_N == 64
+    assert "x2.00 on one thread up to 512 KiB of weights or 64 channels" in repr(fit)
+    rates = Rates(rows, [fit], {}, 1e12, 1e10)
+    from jaxcost.perf.rates import _terms
+    for point, serial in [((8 * 14 * 14, 256, 256, 1, 1, 196), True), ((8 * 14 * 14, 256, 1024, 1, 1, 196), False),
+                          ((8 * 14 * 14, 4096, 64, 1, 1, 196), True)]:
+        fixed, compute, memory, _, _ = _terms(np.log(LAW), np.array([point], dtype=float))
+        expected = float(fixed[0] + compute[0] * (2.0 if serial else 1.0) + memory[0])
+        assert rates.seconds("conv1x1", point, 1.0, "fusion:__ynn_fusion") == pytest.approx(expected, rel=1e-3), point
+    # no factor in the times, or a class that takes none: no serial size
+    assert fit_rates(_serial_table(1.0))[0].serial_bytes is None
+    assert fit_rates(_serial_table(2.0, cls="grouped"))[0].serial_bytes is None
+    assert fit_rates(rows, serial_classes=())[0].serial_bytes is None
+
+
+def test_the_serial_factors_jacobian_is_its_derivative():
+    from jaxcost.perf.rates import _START, _log_seconds_jacobian, _serial
+
+    f = np.array(WIDE, dtype=float)
+    serial = _serial(f, 300e3)
+    assert 0 < serial.sum() < len(f)
+    p = np.append(np.log(_START[:8]), math.log(1.7)) + np.linspace(-0.5, 0.5, 9)
+    eye = np.eye(9) * 1e-6
+    numeric = np.stack([(_log_seconds(p + e, f, serial) - _log_seconds(p - e, f, serial)) / 2e-6 for e in eye], axis=1)
+    assert _log_seconds_jacobian(p, f, serial) == pytest.approx(numeric, abs=1e-7)
+
+
 def test_a_padded_conv_is_priced_by_its_features_not_by_the_taps_xla_counts():
     """XLA counts only the window taps that fall on the input: a 3x3 SAME conv on a 7x7 map does
     (19/21)^2 of 2 M K N flops (per axis 2 + 3 x 5 + 2 = 19 taps of 21). The kernel takes the
@@ -514,8 +568,8 @@ def test_the_suites_calibration_is_current_and_its_fits_are_reproduced():
     assert entry["calibration"] == CALIBRATION_VERSION, (
         "tests/fixtures/peaks/peaks.json is of an older calibration: regenerate it with "
         "JAXCOST_CACHE_DIR=tests/fixtures/peaks jaxcost peaks --refresh --rounds 3")
-    # and the loop kernels (version 14), the chain kernels (15)
-    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 193 + 12 + 5 + 2
+    # and the loop kernels (version 14), the chain kernels (15), the wide 1x1 convs (16)
+    assert entry["rounds"] == 3 and len(entry["kernel_table"]) == 193 + 12 + 5 + 2 + 6
     assert os.path.dirname(cache_path()) == os.environ["JAXCOST_CACHE_DIR"] != os.path.dirname(FIXTURE_PEAKS)
     refit = {(f.cls, f.impl): f for f in fit_rates(entry["kernel_table"])}
     stored = {(f["cls"], f["impl"]): f for f in entry["kernel_fits"]}

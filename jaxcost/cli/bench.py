@@ -184,7 +184,7 @@ def _cmd_peaks(args) -> int:
                   classes, overhead)
 
     fits = Table(title="Rate model (jaxcost.perf.rates), leave-one-out on the calibration kernels")
-    for col in ("class", "kernel", "kernels", "median error", "within 10 %", "within 25 %", "step past a cache"):
+    for col in ("class", "kernel", "kernels", "median error", "within 10 %", "within 25 %", "steps (a cache, one thread)"):
         fits.add_column(col, justify="left" if col in ("class", "kernel") else "right")
     drift = None  # --recheck's (jaxcost.perf.drift)
     if args.published:

@@ -61,23 +61,24 @@ from jaxcost.perf.stats import best_time, median_over_passes, time_runs
 
 # Bumped whenever the calibration kernels or the table's rows change: cached tables of an
 # older version are measured again (jaxcost.perf.peaks.get_peaks).
-CALIBRATION_VERSION = 15  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
+CALIBRATION_VERSION = 16  # 6: median runs; 7: large kernels; 8: pooling, synthetic programs; 9: attention;
 # 10: unpadded convs; 11: the synthetic programs' kernels priced at the fitted law's time (Rates.seconds);
 # 12: grouped convs on large maps, the step past a cache (rates.SPILL_CLASSES); since then the 128 MiB
 # paging row is not measured (FAULT_SIZES: a version-12 table with it prices the same). 13: three
 # quarters of the spread-out kernels (KERNELS_PER_CLASS, UNPADDED_KERNELS): ~3 s less calibration,
 # held-out accuracy unchanged (benchmarks/results/calibration_ablation.md). 14: loop kernels (LOOP_CELLS,
-# LOOP_MEMORY_SIZES). 15: chains of convs run as one kernel (CHAINS).
+# LOOP_MEMORY_SIZES). 15: chains of convs run as one kernel (CHAINS). 16: 1x1 convs of every power-of-two
+# channel count and WIDE_KERNELS; the rate law's serial factor (rates.SERIAL_CLASSES).
 
 # Conv grid entries: (batch, output side, input channels per group, output channels per group,
 # kernel side, groups). Sides from 3 (a window larger than the map: XLA's own conv emitter on
 # CPU rather than YNNPACK) to 112.
 _SIDES, _BATCHES = (3, 5, 7, 14, 28, 56, 112), (1, 8)
+_CHANNELS = tuple(2 ** i for i in range(4, 12))  # 16-2048 (1x1 convs): weights of every power of two
 CONV_GRID: dict[str, list[tuple[int, int, int, int, int, int]]] = {
     "conv": [(b, hw, ci, co, k, 1) for b in _BATCHES for hw in _SIDES for ci in (3, 32, 128, 512)
              for co in (32, 128, 512) for k in (3, 5, 7)],
-    "conv1x1": [(b, hw, ci, co, 1, 1) for b in _BATCHES for hw in _SIDES for ci in (16, 64, 256, 1024)
-                for co in (16, 64, 256, 1024)],
+    "conv1x1": [(b, hw, ci, co, 1, 1) for b in _BATCHES for hw in _SIDES for ci in _CHANNELS for co in _CHANNELS],
     "grouped": [(b, hw, cg, cg, k, g) for b in _BATCHES for hw in _SIDES for cg in (4, 8, 16, 32, 64)
                 for k in (1, 3) for g in (2, 8, 32)],
     "depthwise": [(b, hw, 1, 1, k, c) for b in _BATCHES for hw in _SIDES for k in (3, 5, 7)
@@ -126,6 +127,10 @@ SMALL_MAP_KERNELS = {"depthwise": 8}
 # (jaxcost.perf.rates.SPILL_CLASSES): inputs past LARGE_MAP_BYTES, up to LARGE_MAP_FLOPS (40-120 ms
 # at the 2-5 GFLOP/s of thin groups).
 LARGE_MAP_KERNELS, LARGE_MAP_BYTES, LARGE_MAP_FLOPS = {"grouped": 3}, 4 << 20, 3e8
+# A few more kernels with WIDE_BYTES of weights or more, where a matrix product may be split among
+# threads (jaxcost.perf.rates.SERIAL_CLASSES): of the spread-out 1x1 convs 2-4 have as many, too
+# few to place the size at and below which a kernel runs on one thread.
+WIDE_KERNELS, WIDE_BYTES = {"conv1x1": 6}, 256 << 10
 # A kernel slower than LONG_S is run once in each pass (after a warm-up run in the first). 5 ms would
 # save ~1.6 s, but priced two recorded calibrations worse within ±25 % (70 % and 71 % against 72 % and
 # 77 %; benchmarks/results/calibration_ablation_recorded.md): kept at 20 ms.
@@ -285,6 +290,12 @@ def grid_flops(cls: str, point: tuple) -> float:
     return _pool_flops(*point) if cls == "window" else _conv_flops(*point)
 
 
+def grid_weight_bytes(point: tuple) -> int:
+    """The float32 bytes of the weights of the :data:`CONV_GRID` entry ``point``."""
+    _, _, ci, co, k, g = point
+    return 4 * k * k * ci * co * g
+
+
 def grid_input_bytes(point: tuple) -> int:
     """The float32 bytes of the input of the :data:`CONV_GRID` entry ``point`` (stride 1: as many
     pixels as its output; ``jaxcost.perf.rates`` reads the same from a kernel's features)."""
@@ -297,7 +308,8 @@ def calibration_kernels() -> list[tuple]:
     :data:`KERNELS_PER_CLASS` kernels of its grid (:data:`CONV_GRID`, :data:`DOT_GRID`) between
     :data:`MIN_FLOPS` and the class's :data:`MAX_FLOPS` and :data:`LARGE_KERNELS` up to its
     :data:`LARGE_FLOPS`, spread over the grid by :func:`spread_subset`, and
-    :data:`SMALL_MAP_KERNELS` more whose window is larger than their map; :data:`UNPADDED_KERNELS`
+    :data:`SMALL_MAP_KERNELS` more whose window is larger than their map, :data:`LARGE_MAP_KERNELS`
+    whose input is larger than the picks', :data:`WIDE_KERNELS` with wide weights; :data:`UNPADDED_KERNELS`
     unpadded dense convs of :data:`UNPADDED_GRID` up to :data:`UNPADDED_MAX_FLOPS`; max-pools of
     :data:`POOL_GRID` and attention of :data:`ATTENTION_GRID` alike; then the ``memory``
     kernels (:data:`MEMORY_SIZES`); then the loop kernels (:data:`LOOP_CELLS`, and
@@ -310,9 +322,11 @@ def calibration_kernels() -> list[tuple]:
         window_larger = [p for p in small if p[1] < p[4] and p not in picked]
         large_map = [p for p in grid if p[4] > 1 and grid_input_bytes(p) > LARGE_MAP_BYTES
                      and MIN_FLOPS <= grid_flops(cls, p) <= LARGE_MAP_FLOPS]
+        wide = [p for p in small if grid_weight_bytes(p) >= WIDE_BYTES and p not in picked]
         kernels += [conv_kernel(cls, p) for p in picked + spread_subset(large, LARGE_KERNELS.get(cls, 0))
                     + spread_subset(window_larger, SMALL_MAP_KERNELS.get(cls, 0))
-                    + spread_subset(large_map, LARGE_MAP_KERNELS.get(cls, 0))]
+                    + spread_subset(large_map, LARGE_MAP_KERNELS.get(cls, 0))
+                    + spread_subset(wide, WIDE_KERNELS.get(cls, 0))]
     unpadded = [p for p in UNPADDED_GRID if MIN_FLOPS <= _conv_flops(*p[:5], 1) <= UNPADDED_MAX_FLOPS]
     for b, hw, ci, co, k, s in spread_subset(unpadded, UNPADDED_KERNELS):
         side = (hw - 1) * s + k  # the input side whose unpadded conv has ``hw`` outputs a side

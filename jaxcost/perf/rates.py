@@ -28,6 +28,11 @@ outgrows a cache: the law times ``spill`` past ``spill_bytes`` of input, both fo
 calibration kernels (:func:`_spill`) -- a step no smooth factor follows, and no neighbour
 correction either (the kernels past it are few and far apart in feature space).
 
+A kernel of :data:`SERIAL_CLASSES` may run on one thread where the device has more: its compute
+term takes ``serial`` times the law's where its weights are ``serial_bytes`` or fewer, or its
+output channels :data:`SERIAL_N` or fewer (:func:`_serial`), the size and factor found in the
+calibration kernels (:func:`_serial_sizes`) and kept where leave-one-out prefers them.
+
 With fewer rows than that, and for the kinds no law suits (:data:`NOT_FITTED`, unpadded convs),
 the rate of a kernel is interpolated from its class's nearest calibration kernels of the same
 kind (:func:`kernel_rate`). Memory-bound kernels run at the
@@ -68,6 +73,18 @@ MIN_ROWS = 10
 SPILL_CLASSES = ("grouped",)
 SPILL_MIN_ROWS = 2  # calibration kernels past a step, at least
 SPILL_MIN = 1.25  # a smaller factor is no step
+# Classes whose kernels may run on one thread of several (:func:`_serial`): XLA:CPU's YNNPACK (jax
+# 0.10) splits a matrix product among threads by blocks of its weights' columns, and runs one whose
+# weights fit one block, or whose output channels are too few to split, on one thread whatever its
+# rows. On a 2-core x86 VM (AMD EPYC, 1 MiB of L2 a core), of 66 1x1 and 3x3 convs of 64-1024
+# channels, the 34 with 256 KiB of weights or less ran as fast pinned to one core as on both
+# (speed-up 0.91-0.93, median), the 26 with 512 KiB or more and over 64 output channels 1.83x faster
+# on two, the 2 of 64 output channels 0.98x (benchmarks/results/serial_kernels.md); 1x1 convs of
+# 512->128 and 128->512 channels on 8 28x28 maps ran at 80-90 GFLOP/s, 512->256 at 150.
+SERIAL_CLASSES = ("conv", "conv1x1")
+SERIAL_N = 64
+SERIAL_MIN_ROWS = 3  # calibration kernels on each side of a size, at least
+SERIAL_SIZES = 3  # sizes leave-one-out picks among (rates._serial_sizes)
 NEIGHBOURS = 3
 # A loop kind's rows (kernels.LOOP: a dozen recurrent-cell trips) are pooled: a kernel of that kind
 # is priced at the inverse-distance mean of all of them. On a 2-core VM a batch-1 cell's dot ran at
@@ -125,47 +142,97 @@ def _spill(f: np.ndarray, log_t: np.ndarray) -> tuple[float | None, float]:
     return best if best[1] >= SPILL_MIN else (None, 1.0)
 
 
-def _terms(p: np.ndarray, f: np.ndarray):
+def _weight_bytes(f: np.ndarray) -> np.ndarray:
+    """The float32 bytes of the weights of kernels with features ``f``: ``4 K N groups``."""
+    _, k, n, _, groups, _ = f.T
+    return 4 * k * n * groups
+
+
+def _serial(f: np.ndarray, serial_bytes: float | None) -> np.ndarray | None:
+    """Which kernels of features ``f`` run on one thread (:data:`SERIAL_CLASSES`): those with
+    ``serial_bytes`` of weights or fewer, or :data:`SERIAL_N` output channels or fewer; None
+    where there is no such size (the law has no serial factor)."""
+    if serial_bytes is None:
+        return None
+    return ((_weight_bytes(f) <= serial_bytes) | (f[:, 2] <= SERIAL_N)).astype(float)
+
+
+def _terms(p: np.ndarray, f: np.ndarray, serial: np.ndarray | None = None):
     """The three terms of the time of kernels with features ``f`` under log parameters ``p``
-    (:data:`_NAMES`; eight of them: no batch factor) -- fixed, compute, memory -- and each
-    dimension's size ``x`` and half size ``h`` of the efficiency factors ``x / (x + h)``."""
+    (:data:`_NAMES`; eight of them: no batch factor; and the serial factor last where
+    ``serial`` marks the kernels run on one thread, :func:`_serial`) -- fixed, compute, memory
+    -- and each dimension's size ``x`` and half size ``h`` of the efficiency factors ``x / (x + h)``."""
     m, k, n, taps, groups, pixels = f.T
-    t0, rate, mh, kh, nh, ph, gh, bw, *bh = np.exp(np.clip(p, -50, 50))
+    p = np.clip(p, -50, 50)
+    if serial is not None:
+        p, serial = p[:-1], np.exp(p[-1] * serial)
+    t0, rate, mh, kh, nh, ph, gh, bw, *bh = np.exp(p)
     sizes = [m, k, n, pixels, groups] + ([m / pixels] if bh else [])
     halves = [mh, kh, nh, ph, gh] + bh
     eff = np.prod([x / (x + h) for x, h in zip(sizes, halves)], axis=0)
-    compute = 2 * m * k * n * groups / (rate * eff)
+    compute = 2 * m * k * n * groups / (rate * eff) * (1.0 if serial is None else serial)
     memory = 4 * (m * k * groups / taps + k * n * groups + m * n * groups) / bw
     return np.full_like(m, t0), compute, memory, sizes, halves
 
 
-def _log_seconds(p: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Log seconds of kernels with features ``f`` under log parameters ``p`` (:data:`_NAMES`;
-    eight of them: no batch factor)."""
-    fixed, compute, memory, _, _ = _terms(p, f)
+def _log_seconds(p: np.ndarray, f: np.ndarray, serial: np.ndarray | None = None) -> np.ndarray:
+    """Log seconds of kernels with features ``f`` under log parameters ``p`` (:func:`_terms`)."""
+    fixed, compute, memory, _, _ = _terms(p, f, serial)
     return np.log(fixed + compute + memory)
 
 
-def _log_seconds_jacobian(p: np.ndarray, f: np.ndarray) -> np.ndarray:
+def _log_seconds_jacobian(p: np.ndarray, f: np.ndarray, serial: np.ndarray | None = None) -> np.ndarray:
     """d log t / d p of :func:`_log_seconds` (each term's share of the time; a half size h of
     x moves the compute term by h / (x + h)): the fits take it instead of finite differences."""
-    fixed, compute, memory, sizes, halves = _terms(p, f)
+    fixed, compute, memory, sizes, halves = _terms(p, f, serial)
     t = fixed + compute + memory
     half = [compute / t * h / (x + h) for x, h in zip(sizes, halves)]  # in _NAMES order, the batch's last
     cols = [fixed / t, -compute / t, *half[:5], -memory / t, *half[5:]]
+    if serial is not None:
+        cols.append(compute / t * serial)
     return np.stack(cols, axis=1) * (np.abs(p) < 50)
 
 
-def _fit(f: np.ndarray, log_t: np.ndarray, batch: bool, start: np.ndarray | None = None) -> np.ndarray:
-    """Log parameters fitted to log seconds ``log_t``; from ``start`` (a fit of nearly the same
-    rows, as leave-one-out refits are) to a looser tolerance: the errors agree to 0.1 %."""
+def _fit(f: np.ndarray, log_t: np.ndarray, batch: bool, start: np.ndarray | None = None,
+         serial: np.ndarray | None = None) -> np.ndarray:
+    """Log parameters fitted to log seconds ``log_t`` (with a serial factor where ``serial``
+    marks kernels, :func:`_terms`); from ``start`` (a fit of nearly the same rows, as
+    leave-one-out refits are) to a looser tolerance: the errors agree to 0.1 %."""
     from scipy.optimize import least_squares
 
     tol = {} if start is None else {"xtol": 1e-5, "ftol": 1e-5}
     if start is None:
         start = np.log(_START if batch else _START[:-1])
-    return least_squares(lambda p: _log_seconds(p, f) - log_t, start, jac=lambda p: _log_seconds_jacobian(p, f),
-                         loss="soft_l1", f_scale=0.2, **tol).x
+        if serial is not None:
+            start = np.append(start, math.log(2.0))
+    return least_squares(lambda p: _log_seconds(p, f, serial) - log_t, start,
+                         jac=lambda p: _log_seconds_jacobian(p, f, serial), loss="soft_l1", f_scale=0.2, **tol).x
+
+
+def _serial_sizes(f: np.ndarray, log_t: np.ndarray, plain: np.ndarray) -> list[float]:
+    """Sizes of weights at and below which kernels of features ``f`` and log seconds ``log_t``
+    may run on one thread (:func:`_serial`), most likely first: each size between two kernels'
+    weights with :data:`SERIAL_MIN_ROWS` kernels on either side (of those with more than
+    :data:`SERIAL_N` output channels) is tried (their geometric mean), the law with a serial
+    factor fitted to all of them (from ``plain``, its fit without the factor); the
+    :data:`SERIAL_SIZES` whose fits leave the least total |log error|, of those whose factor
+    is :data:`SPILL_MIN` or more. Leave-one-out picks among them (:func:`fit_rates`): the
+    least total error alone put a 2-core VM's 1x1 convs of 512 KiB of weights on one thread
+    (its two batch-1 ones on 5x5 and 7x7 maps were slow for their few rows), though they ran
+    at 130-150 GFLOP/s on 14x14 and 28x28 maps; leave-one-out erred 8 % there, 11 % at 724 KiB."""
+    wide = f[:, 2] > SERIAL_N
+    sizes = np.unique(_weight_bytes(f[wide]))
+    found = []
+    for lo, hi in itertools.pairwise(sizes):
+        size = math.sqrt(lo * hi)
+        below = (_weight_bytes(f[wide]) <= size).sum()
+        if min(below, wide.sum() - below) < SERIAL_MIN_ROWS:
+            continue
+        serial = _serial(f, size)
+        p = _fit(f, log_t, False, np.append(plain, math.log(2.0)), serial)
+        if math.exp(p[-1]) >= SPILL_MIN:
+            found.append((float(np.abs(_log_seconds(p, f, serial) - log_t).sum()), size))
+    return [size for _, size in sorted(found)[:SERIAL_SIZES]]
 
 
 def _nearest(coords: np.ndarray, point: np.ndarray, spread: np.ndarray, values: np.ndarray,
@@ -195,7 +262,9 @@ class RateFit:
     neighbours' residuals correct it, and its leave-one-out error on the ``rows``
     calibration kernels (median |predicted / measured - 1|, and the fraction within 10 % and
     25 %; the step ``spill`` past ``spill_bytes`` held as found on all of them); windowed kernels
-    with more than ``spill_bytes`` of input (None: no step) take ``spill`` times the law's time."""
+    with more than ``spill_bytes`` of input (None: no step) take ``spill`` times the law's time;
+    kernels with ``serial_bytes`` of weights or fewer (None: no such size), or few output channels,
+    ``serial`` times its compute term (:func:`_serial`)."""
 
     cls: str
     impl: str
@@ -215,6 +284,8 @@ class RateFit:
     loo_within_25: float
     spill_bytes: float | None = None
     spill: float = 1.0
+    serial_bytes: float | None = None
+    serial: float = 1.0
 
     def __repr__(self) -> str:
         step = f", {self.step}" if self.step else ""
@@ -223,8 +294,17 @@ class RateFit:
 
     @property
     def step(self) -> str:
-        """``x1.79 past 4.3 MiB input``: the step past a cache, if the fit has one; else ''."""
-        return f"x{self.spill:.2f} past {self.spill_bytes / 2 ** 20:.1f} MiB input" if self.spill_bytes else ""
+        """``x1.79 past 4.3 MiB input``: the step past a cache, and ``x2.05 on one thread up to
+        384 KiB of weights or 64 channels``, those the fit has; else ''."""
+        steps = [f"x{self.spill:.2f} past {self.spill_bytes / 2 ** 20:.1f} MiB input"] if self.spill_bytes else []
+        if self.serial_bytes:
+            steps.append(f"x{self.serial:.2f} on one thread up to {self.serial_bytes / 2 ** 10:.0f} KiB of weights "
+                         f"or {SERIAL_N} channels")
+        return "; ".join(steps)
+
+    def serial_kernels(self, f: np.ndarray) -> np.ndarray | None:
+        """Which kernels of features ``f`` this fit runs on one thread (:func:`_serial`)."""
+        return _serial(f, self.serial_bytes)
 
     def log_times(self, f: np.ndarray, log_seconds: np.ndarray) -> np.ndarray:
         """Measured log seconds of kernels of features ``f`` with the step taken out: what the
@@ -233,29 +313,36 @@ class RateFit:
 
     @property
     def params(self) -> np.ndarray:
-        return np.log([getattr(self, n) for n in _NAMES if getattr(self, n) is not None])
+        """Log parameters as :func:`_terms` takes them (the serial factor last, if any)."""
+        return np.log([getattr(self, n) for n in _NAMES if getattr(self, n) is not None]
+                      + ([self.serial] if self.serial_bytes is not None else []))
 
 
-def _loo(f: np.ndarray, log_t: np.ndarray, batch: bool, full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _loo(f: np.ndarray, log_t: np.ndarray, batch: bool, full: np.ndarray,
+         serial: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out |log errors| of the plain fit and of the corrected one (each fit starting
-    from the ``full`` one's parameters)."""
+    from the ``full`` one's parameters; ``serial``: the kernels on one thread, :func:`_terms`)."""
     plain, corrected = [], []
     coords = np.log(f)
     spread = np.maximum(coords.max(0) - coords.min(0), 1.0)
     for i in range(len(f)):
         keep = np.arange(len(f)) != i
-        p = _fit(f[keep], log_t[keep], batch, full)
-        guess = _log_seconds(p, f[i:i + 1])[0]
-        resid = log_t[keep] - _log_seconds(p, f[keep])
+        part = None if serial is None else serial[keep]
+        p = _fit(f[keep], log_t[keep], batch, full, part)
+        guess = _log_seconds(p, f[i:i + 1], None if serial is None else serial[i:i + 1])[0]
+        resid = log_t[keep] - _log_seconds(p, f[keep], part)
         plain.append(guess - log_t[i])
         corrected.append(guess + _idw(coords[keep], resid, coords[i], spread) - log_t[i])
     return np.abs(plain), np.abs(corrected)
 
 
-def fit_rates(table: Sequence[Sequence], spill_classes: Sequence[str] = SPILL_CLASSES) -> list[RateFit]:
+def fit_rates(table: Sequence[Sequence], spill_classes: Sequence[str] = SPILL_CLASSES,
+              serial_classes: Sequence[str] = SERIAL_CLASSES) -> list[RateFit]:
     """One :class:`RateFit` per class and kind of kernel with :data:`MIN_ROWS` calibration
-    kernels: of the forms with and without the batch factor, plain or corrected, the one
-    with the least median leave-one-out error (``4 len(rows)`` fits)."""
+    kernels: of the forms with and without the batch factor, plain or corrected, with and
+    without a serial factor (classes of ``serial_classes`` whose kernels show one,
+    :func:`_serial_sizes`), the one with the least median leave-one-out error (up to
+    ``2 (1 + SERIAL_SIZES) len(rows)`` fits)."""
     groups: dict[tuple[str, str], list] = {}
     for r in table:
         if r[0] not in NOT_FITTED and len(r) >= 11 and not r[9].endswith(UNPADDED):
@@ -267,15 +354,18 @@ def fit_rates(table: Sequence[Sequence], spill_classes: Sequence[str] = SPILL_CL
         f, log_t = _features(rows), np.log([r[6] for r in rows])
         spill_bytes, spill = _spill(f, log_t) if cls in spill_classes else (None, 1.0)
         log_t = _without_spill(f, log_t, spill_bytes, spill)
-        full = {batch: _fit(f, log_t, batch) for batch in (False, True)}
-        options = [(float(np.median(err)), batch, corrected, err) for batch in (False, True)
-                   for corrected, err in zip((False, True), _loo(f, log_t, batch, full[batch]))]
-        _, batch, corrected, err = min(options, key=lambda o: o[0])
+        full = {(batch, None): _fit(f, log_t, batch) for batch in (False, True)}
+        sizes = _serial_sizes(f, log_t, full[(False, None)]) if cls in serial_classes else []
+        full |= {(batch, size): _fit(f, log_t, batch, serial=_serial(f, size)) for batch in (False, True)
+                 for size in sizes}
+        options = [(float(np.median(err)), batch, size, corrected, err) for (batch, size), p in full.items()
+                   for corrected, err in zip((False, True), _loo(f, log_t, batch, p, _serial(f, size)))]
+        _, batch, size, corrected, err = min(options, key=lambda o: o[0])
         err = np.abs(np.expm1(err))
-        t0, rate, mh, kh, nh, ph, gh, bw, *bh = map(float, np.exp(full[batch]))
-        fits.append(RateFit(cls, impl, t0, rate, mh, kh, nh, ph, gh, bw, bh[0] if bh else None, corrected, len(rows),
-                            float(np.median(err)), float(np.mean(err <= 0.10)), float(np.mean(err <= 0.25)),
-                            spill_bytes, spill))
+        t0, rate, mh, kh, nh, ph, gh, bw, *rest = map(float, np.exp(full[(batch, size)]))
+        fits.append(RateFit(cls, impl, t0, rate, mh, kh, nh, ph, gh, bw, rest[0] if batch else None, corrected,
+                            len(rows), float(np.median(err)), float(np.mean(err <= 0.10)), float(np.mean(err <= 0.25)),
+                            spill_bytes, spill, size, rest[-1] if size is not None else 1.0))
     return fits
 
 
@@ -328,7 +418,8 @@ class Rates:
             return flops / kernel_rate(cls, features, self.table, self.class_rates, self.peak,
                                        POOLED if impl.endswith(LOOP) else NEIGHBOURS, impl)
         f = np.array([features], dtype=float)
-        log_t = _log_seconds(fit.params, f)[0] + math.log(fit.spill) * _spilled(f, fit.spill_bytes)[0]
+        log_t = (_log_seconds(fit.params, f, fit.serial_kernels(f))[0]
+                 + math.log(fit.spill) * _spilled(f, fit.spill_bytes)[0])
         if fit.corrected:
             coords, resid, spread = self._residuals_of(fit)
             log_t += _idw(coords, resid, np.log(f[0]), spread)
@@ -364,7 +455,7 @@ class Rates:
             rows = [r for r in self.table if r[0] == fit.cls and len(r) >= 11 and r[9] == fit.impl]
             f = _features(rows)
             coords = np.log(f)
-            resid = fit.log_times(f, np.log([r[6] for r in rows])) - _log_seconds(fit.params, f)
+            resid = fit.log_times(f, np.log([r[6] for r in rows])) - _log_seconds(fit.params, f, fit.serial_kernels(f))
             self._residuals[key] = (coords, resid, np.maximum(coords.max(0) - coords.min(0), 1.0))
         return self._residuals[key]
 
