@@ -24,7 +24,9 @@ times against the calibration's say how much the machine drifted between the two
 speed moves ~5-10 % within half an hour); the ratios scaled by that drift are reported beside, as a
 diagnostic of the predictor with the machine held still. ``--first-seen`` names the models this
 run prices for the first time (no earlier run, and no change made since, has seen them): they are
-summed apart as well, the strictest held-out set of the run.
+summed apart as well, the strictest held-out set of the run. A Keras application named
+``Name@size`` (``--keras ResNet50V2@160``) is built for images of that size instead of its KERAS one:
+another program of the same design, its kernels of other shapes.
 
 Each pass starts with a drift re-check (:func:`jaxcost.perf.drift.measure_drift`, what ``jaxcost peaks
 --recheck`` does: the synthetic programs timed as the calibration timed them, ~3 s, no model run;
@@ -158,10 +160,13 @@ def haiku_program(name: str, batch: int):
 
 def program(source: str, name: str, batch: int):
     """``(fn, args)`` of a held-out model: a zoo model, a Keras application (at its KERAS image
-    size) or a Haiku network."""
+    size; ``Name@size`` at that size) or a Haiku network."""
     if source == "haiku":
         return haiku_program(name, batch)
-    return zoo_program(name, batch) if source == "zoo" else keras_program(name, KERAS[name], batch)
+    if source == "zoo":
+        return zoo_program(name, batch)
+    base, _, size = name.partition("@")
+    return keras_program(base, int(size) if size else KERAS[base], batch)
 
 
 def range_split(p, out: dict[str, list]) -> None:
@@ -363,7 +368,7 @@ def main():
     p.add_argument("--keep-peaks", action="store_true", help="use the cached peaks instead of measuring them again")
     p.add_argument("--first-seen", default="", help="models this run prices for the first time (summed apart)")
     args = p.parse_args()
-    unknown = [m for m in args.keras.split(",") if m and m not in KERAS]
+    unknown = [m for m in args.keras.split(",") if m and m.partition("@")[0] not in KERAS]
     if unknown:
         raise SystemExit(f"--keras: {', '.join(unknown)} not in KERAS (add each with its input image size)")
     checks, peaks, rows, classes, ranges = run([m for m in args.zoo.split(",") if m], [m for m in args.keras.split(",") if m],
