@@ -220,13 +220,12 @@ def _serial_sizes(f: np.ndarray, log_t: np.ndarray, plain: np.ndarray) -> list[f
     least total error alone put a 2-core VM's 1x1 convs of 512 KiB of weights on one thread
     (its two batch-1 ones on 5x5 and 7x7 maps were slow for their few rows), though they ran
     at 130-150 GFLOP/s on 14x14 and 28x28 maps; leave-one-out erred 8 % there, 11 % at 724 KiB."""
-    wide = f[:, 2] > SERIAL_N
-    sizes = np.unique(_weight_bytes(f[wide]))
+    weights = _weight_bytes(f[f[:, 2] > SERIAL_N])
     found = []
-    for lo, hi in itertools.pairwise(sizes):
+    for lo, hi in itertools.pairwise(np.unique(weights)):
         size = math.sqrt(lo * hi)
-        below = (_weight_bytes(f[wide]) <= size).sum()
-        if min(below, wide.sum() - below) < SERIAL_MIN_ROWS:
+        below = (weights <= size).sum()
+        if min(below, len(weights) - below) < SERIAL_MIN_ROWS:
             continue
         serial = _serial(f, size)
         p = _fit(f, log_t, False, np.append(plain, math.log(2.0)), serial)
